@@ -1,0 +1,57 @@
+# ---
+# id: cnn-small-model
+# title: A CNN under 5,000 parameters
+# kind: model
+# points: 3
+# ---
+
+# %% [markdown]
+# The chapter's `DigitsCNN` has about 14,000 parameters. Change the model: write
+# `make_small_cnn()` returning a network with **at most 5,000 parameters** that still
+# reaches **95% test accuracy** on the digits. It takes images `(N, 1, 8, 8)` and returns
+# logits `(N, 10)`. Use this chapter's `Conv2d` and `MaxPool2d` (or `nn` layers).
+# The check trains your model for 15 epochs with shift augmentation (about 5 s).
+# Where do most of `DigitsCNN`'s parameters sit: in the convolutions or in the dense head?
+
+# %% [solution]
+import torch.nn as nn
+from fromscratch.models.cnn import Conv2d, MaxPool2d
+
+
+def make_small_cnn():
+    ### BEGIN SOLUTION
+    return nn.Sequential(
+        Conv2d(1, 8, 3, padding=1), nn.ReLU(), MaxPool2d(2),  # (N, 8, 4, 4)
+        Conv2d(8, 16, 3, padding=1), nn.ReLU(), MaxPool2d(2),  # (N, 16, 2, 2)
+        nn.Flatten(), nn.Linear(16 * 2 * 2, 10),  # 650 parameters in the head
+    )
+    ### END SOLUTION
+
+# %% [check]
+from fromscratch.checks.cnn import check_small_cnn
+
+check_small_cnn(make_small_cnn)
+
+# %% [mistake] the chapter's model, too big | expect: the budget is 5,000
+from fromscratch.models.cnn import CNNConfig, DigitsCNN
+
+
+def make_small_cnn():
+    return DigitsCNN(CNNConfig())
+
+# %% [mistake] head with the wrong input size | expect: in_features must
+import torch.nn as nn
+from fromscratch.models.cnn import Conv2d, MaxPool2d
+
+
+def make_small_cnn():
+    return nn.Sequential(Conv2d(1, 8, 3, padding=1), nn.ReLU(), MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+
+# %% [mistake] far too narrow | expect: the bar is 95%
+import torch.nn as nn
+from fromscratch.models.cnn import Conv2d, MaxPool2d
+
+
+def make_small_cnn():
+    return nn.Sequential(Conv2d(1, 1, 3, padding=1), MaxPool2d(4), nn.Flatten(), nn.Linear(4, 10))

@@ -1,0 +1,16 @@
+"""Helper package of the course *AI model types, built from scratch*.
+
+The folders mirror the course:
+
+- ``fromscratch.data``: offline data (digits, a text corpus, synthetic tasks);
+- ``fromscratch.training``: seeding, device choice, a small training loop, evaluation;
+- ``fromscratch.plotting``: loss curves, image grids, heatmaps;
+- ``fromscratch.models``: one module per model family (``cnn``, ``rnn``, ...);
+- ``fromscratch.checks``: the self-checks that give learners specific feedback;
+- ``fromscratch.exercises``: the exercises (prompts, stubs, reference solutions).
+"""
+
+from .config import device, scale, seed_everything
+
+__version__ = "0.1.0"
+__all__ = ["device", "scale", "seed_everything", "__version__"]

@@ -1,0 +1,275 @@
+"""The machinery every chapter's checks share."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+PASS, FAIL, TODO = "passed", "failed", "not attempted"
+_ICON = {PASS: "PASS", FAIL: "FAIL", TODO: "TODO"}
+
+
+class CheckFailed(AssertionError):
+    """Raised by a failing check in strict mode; its message is the whole feedback."""
+
+    def _render_traceback_(self):  # IPython shows the feedback, not a traceback
+        return [str(self)]
+
+
+@dataclass
+class CheckResult:
+    """What a check found. Its text is what the learner reads."""
+
+    exercise: str
+    status: str  # "passed", "failed" or "not attempted"
+    lines: list = field(default_factory=list)
+    cases_passed: int = 0
+    cases_total: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def text(self) -> str:
+        head = f"[{_ICON[self.status]}] {self.exercise}: "
+        return head + "\n".join(self.lines)
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+    def to_dict(self) -> dict:
+        return {
+            "exercise": self.exercise,
+            "status": self.status,
+            "cases_passed": self.cases_passed,
+            "cases_total": self.cases_total,
+            "text": self.text,
+        }
+
+
+@dataclass
+class Case:
+    """One input to run: positional and keyword arguments plus a readable description."""
+
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    label: str = ""
+
+    def describe(self) -> str:
+        parts = [describe(a) for a in self.args]
+        parts += [f"{k}={describe(v)}" for k, v in self.kwargs.items()]
+        text = ", ".join(parts)
+        return f"{self.label}: {text}" if self.label else text
+
+
+def describe(value: Any, max_values: int = 6) -> str:
+    """A short, readable description of a value: tensors by shape and a few numbers."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().flatten()
+        head = ", ".join(_fmt(v) for v in flat[:max_values].tolist())
+        more = ", ..." if flat.numel() > max_values else ""
+        return f"tensor of shape {tuple(value.shape)} [{head}{more}]"
+    if isinstance(value, float):
+        return _fmt(value)
+    if isinstance(value, (tuple, list)) and len(value) <= 4:
+        inner = ", ".join(describe(v) for v in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool) or not isinstance(v, float):
+        return str(v)
+    return f"{v:.4g}"
+
+
+def compare(expected: Any, received: Any, atol: float = 1e-5, rtol: float = 1e-4) -> Optional[str]:
+    """``None`` if ``received`` matches ``expected``; otherwise what differs, in words."""
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(received, torch.Tensor):
+            return f"expected a tensor of shape {tuple(expected.shape)}, received {describe(received)}"
+        if tuple(received.shape) != tuple(expected.shape):
+            return (
+                f"expected shape {tuple(expected.shape)}, received shape {tuple(received.shape)}"
+            )
+        if received.dtype.is_floating_point != expected.dtype.is_floating_point:
+            return f"expected dtype {expected.dtype}, received dtype {received.dtype}"
+        exp = expected.detach().double()
+        got = received.detach().double().to(exp.device)
+        bad = ~torch.isclose(got, exp, atol=atol, rtol=rtol, equal_nan=False)
+        if bad.any():
+            idx = tuple(int(i) for i in bad.nonzero()[0].tolist())
+            diff = (got - exp).abs().nan_to_num(math.inf).max().item()
+            return (
+                f"values differ at {int(bad.sum())} of {exp.numel()} positions; first at index "
+                f"{idx}: expected {_fmt(exp[idx].item())}, received {_fmt(got[idx].item())} "
+                f"(largest difference {_fmt(diff)})"
+            )
+        return None
+    if isinstance(expected, float) or isinstance(received, float):
+        try:
+            r = float(received)
+        except (TypeError, ValueError):
+            return f"expected a number like {_fmt(float(expected))}, received {describe(received)}"
+        if not math.isclose(r, float(expected), rel_tol=rtol, abs_tol=atol):
+            return f"expected {_fmt(float(expected))}, received {_fmt(r)}"
+        return None
+    if received != expected:
+        return f"expected {describe(expected)}, received {describe(received)}"
+    return None
+
+
+def _short_error(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def not_attempted(exercise: str, name: str, state: str = "still raises NotImplementedError") -> CheckResult:
+    return CheckResult(
+        exercise,
+        TODO,
+        [
+            f"`{name}` {state}.",
+            "Replace the line `raise NotImplementedError()` with your code, run that cell, "
+            "then run this check again.",
+        ],
+        0,
+        1,
+    )
+
+
+def check_function(
+    exercise: str,
+    fn: Callable,
+    reference: Callable,
+    cases: Sequence[Case],
+    *,
+    mistakes: Sequence[tuple] = (),
+    hint: str = "",
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    strict: Optional[bool] = None,
+) -> CheckResult:
+    """Run ``fn`` and ``reference`` on every case and compare.
+
+    ``mistakes`` holds ``(wrong_fn, message)`` pairs: typical wrong implementations. When
+    the learner's output equals one of them, the check names that mistake.
+    """
+    name = getattr(fn, "__name__", "your function")
+    if not callable(fn):
+        return finish(
+            CheckResult(exercise, FAIL, [f"expected a function, received {describe(fn)}."]),
+            strict,
+        )
+    passed = 0
+    for number, case in enumerate(cases, start=1):
+        expected = reference(*case.args, **case.kwargs)
+        try:
+            received = fn(*_clone(case.args), **_clone(case.kwargs))
+        except NotImplementedError:
+            return finish(not_attempted(exercise, name), strict)
+        except Exception as exc:  # the learner's bug, reported without a traceback
+            lines = [
+                f"case {number} of {len(cases)} raised {_short_error(exc)}",
+                f"input: {case.describe()}",
+                f"expected output: {describe(expected)}",
+            ]
+            lines += [f"hint: {hint}"] if hint else []
+            return finish(CheckResult(exercise, FAIL, lines, passed, len(cases)), strict)
+        problem = compare(expected, received, atol, rtol)
+        if problem is not None:
+            lines = [
+                f"case {number} of {len(cases)} is wrong",
+                f"input: {case.describe()}",
+                f"expected: {describe(expected)}",
+                f"received: {describe(received)}",
+                f"difference: {problem}",
+            ]
+            diagnosis = _diagnose(case, received, mistakes, atol, rtol)
+            if diagnosis:
+                lines.append(f"likely mistake: {diagnosis}")
+            elif hint:
+                lines.append(f"hint: {hint}")
+            return finish(CheckResult(exercise, FAIL, lines, passed, len(cases)), strict)
+        passed += 1
+    return finish(
+        CheckResult(exercise, PASS, [f"all {len(cases)} cases match the reference."], passed, passed),
+        strict,
+    )
+
+
+def _diagnose(case: Case, received, mistakes, atol, rtol) -> Optional[str]:
+    for wrong, message in mistakes:
+        try:
+            wrong_out = wrong(*_clone(case.args), **_clone(case.kwargs))
+        except Exception:
+            continue
+        if compare(wrong_out, received, atol, rtol) is None:
+            return message
+    return None
+
+
+def _clone(obj):
+    """Give the learner's code copies, so in-place changes cannot alter the reference's inputs."""
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, tuple):
+        return tuple(_clone(o) for o in obj)
+    if isinstance(obj, list):
+        return [_clone(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    return obj
+
+
+def strict_mode(strict: Optional[bool]) -> bool:
+    if strict is not None:
+        return strict
+    return os.environ.get("FROMSCRATCH_STRICT_CHECKS", "0") == "1"
+
+
+def finish(result: CheckResult, strict: Optional[bool] = None) -> CheckResult:
+    """Return the result; in strict mode a result that did not pass raises CheckFailed."""
+    if strict_mode(strict) and not result.passed:
+        raise CheckFailed(result.text)
+    return result
+
+
+def passed(exercise: str, message: str, strict: Optional[bool] = None) -> CheckResult:
+    return finish(CheckResult(exercise, PASS, [message], 1, 1), strict)
+
+
+def failed(exercise: str, lines: Sequence[str], strict: Optional[bool] = None) -> CheckResult:
+    return finish(CheckResult(exercise, FAIL, list(lines), 0, 1), strict)
+
+
+def call_measurement(exercise: str, measure: Callable, name: str, args: tuple,
+                     strict: Optional[bool] = None):
+    """Call an experiment function that must return a number.
+
+    Returns ``(value, None)`` on success or ``(None, result)`` with a ready CheckResult.
+    """
+    if not callable(measure):
+        return None, failed(exercise, [f"expected the function `{name}`, received "
+                                       f"{describe(measure)}"], strict)
+    try:
+        value = measure(*args)
+    except NotImplementedError:
+        return None, finish(not_attempted(exercise, name), strict)
+    except Exception as exc:
+        return None, failed(exercise, [f"`{name}` raised {_short_error(exc)}",
+                                       "input: " + ", ".join(describe(a) for a in args)], strict)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, failed(exercise, [f"`{name}` must return a number, received "
+                                       f"{describe(value)}"], strict)
+    return float(value), None

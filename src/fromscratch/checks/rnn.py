@@ -1,0 +1,185 @@
+"""Checks for the RNN / LSTM / GRU chapter's exercises."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+
+from ..models.rnn import GRUCell, LSTMCell
+from .core import (
+    Case,
+    call_measurement,
+    check_function,
+    describe,
+    failed,
+    finish,
+    not_attempted,
+    passed,
+)
+
+MEMORY_BAR = 0.9
+
+
+def _gru_reference(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    cell = nn.GRUCell(weight_ih.shape[1], weight_hh.shape[1])
+    with torch.no_grad():
+        for name, value in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+                               (weight_ih, weight_hh, bias_ih, bias_hh)):
+            getattr(cell, name).copy_(value)
+        return cell(x, h)
+
+
+def _gru_variant(flip_z=False, reset_before=False, order="rzn", no_reset=False):
+    """Typical wrong GRUs, used to recognise the learner's mistake."""
+
+    def step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+        H = h.shape[1]
+        Wi = dict(zip(order, weight_ih.split(H)))
+        Wh = dict(zip(order, weight_hh.split(H)))
+        bi = dict(zip(order, bias_ih.split(H)))
+        bh = dict(zip(order, bias_hh.split(H)))
+        r = torch.sigmoid(x @ Wi["r"].T + bi["r"] + h @ Wh["r"].T + bh["r"])
+        z = torch.sigmoid(x @ Wi["z"].T + bi["z"] + h @ Wh["z"].T + bh["z"])
+        if no_reset:
+            r = torch.ones_like(r)
+        if reset_before:
+            n = torch.tanh(x @ Wi["n"].T + bi["n"] + (r * h) @ Wh["n"].T + bh["n"])
+        else:
+            n = torch.tanh(x @ Wi["n"].T + bi["n"] + r * (h @ Wh["n"].T + bh["n"]))
+        return z * n + (1 - z) * h if flip_z else (1 - z) * n + z * h
+
+    return step
+
+
+def _gru_cases():
+    g = torch.Generator().manual_seed(1)
+
+    def case(B, I, H, label, h_scale=1.0, x_scale=1.0):
+        r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+        return Case(
+            (r(B, I) * x_scale, r(B, H) * h_scale, r(3 * H, I) * 0.5, r(3 * H, H) * 0.5,
+             r(3 * H) * 0.5, r(3 * H) * 0.5),
+            label=label,
+        )
+
+    return [
+        case(1, 3, 4, "one sequence, input 3, hidden 4"),
+        case(5, 2, 6, "batch of 5"),
+        case(3, 4, 4, "previous state all zeros", h_scale=0.0),
+        case(2, 1, 1, "hidden size 1"),
+        case(4, 3, 5, "large inputs (gates saturate)", x_scale=10.0),
+    ]
+
+
+def check_gru_step(fn: Callable, strict: Optional[bool] = None):
+    """Compare ``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh)`` with ``nn.GRUCell``."""
+    mistakes = [
+        (_gru_variant(flip_z=True),
+         "the update gate is the wrong way round: PyTorch keeps the old state with weight z "
+         "and takes the candidate with weight (1 - z): h_new = (1 - z) * n + z * h."),
+        (_gru_variant(reset_before=True),
+         "you reset h before the matrix multiply, W_hn (r * h). That is the 2014 paper's "
+         "form; PyTorch applies r after it: r * (W_hn h + b_hn)."),
+        (_gru_variant(order="zrn"),
+         "the gate blocks are in the wrong order: PyTorch stacks them as reset, update, "
+         "new (r, z, n) in weight_ih, weight_hh and both biases."),
+        (_gru_variant(no_reset=True),
+         "the reset gate is missing from the candidate n."),
+    ]
+    return check_function(
+        "rnn-gru-step", fn, _gru_reference, _gru_cases(), mistakes=mistakes,
+        hint="split each weight into 3 blocks of hidden_size rows (r, z, n); r and z use "
+        "sigmoid, n uses tanh; the output has the shape of h.",
+        atol=1e-5, strict=strict,
+    )
+
+
+def check_memory_model(make_model: Callable, strict: Optional[bool] = None, length: int = 50,
+                       epochs: int = 6, seed: int = 0):
+    """Train ``make_model(vocab_size, n_classes)`` on the remember-first task and test it."""
+    from ..data import remember_first
+    from ..training import accuracy, fit
+
+    ex = "rnn-memory-model"
+    try:
+        torch.manual_seed(seed)
+        model = make_model(8, 4)
+    except NotImplementedError:
+        return finish(not_attempted(ex, "make_memory_model"), strict)
+    except Exception as exc:
+        return failed(ex, [f"make_memory_model(8, 4) raised {type(exc).__name__}: {exc}"], strict)
+    if not isinstance(model, nn.Module):
+        return failed(ex, [f"make_memory_model must return an nn.Module, got {describe(model)}"],
+                      strict)
+    X, y = remember_first(2000, length, seed=seed)
+    Xv, yv = remember_first(500, length, seed=seed + 1)
+    try:
+        out = model(Xv[:3])
+    except Exception as exc:
+        return failed(ex, [f"the model raised {type(exc).__name__}: {exc}",
+                           "input: token ids of shape (3, 50)"], strict)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (3, 4):
+        return failed(ex, ["input: token ids of shape (3, 50)",
+                           f"expected: logits of shape (3, 4); received: {describe(out)}"], strict)
+    fit(model, (X, y), epochs=epochs, lr=3e-3, batch_size=64, seed=seed, clip_grad=1.0,
+        device=torch.device("cpu"), progress=False)
+    acc = accuracy(model, Xv, yv)
+    if acc < MEMORY_BAR:
+        gated = any(isinstance(m, (GRUCell, LSTMCell, nn.GRU, nn.LSTM, nn.GRUCell, nn.LSTMCell))
+                    for m in model.modules())
+        hint = (
+            "hint: the model is gated but still forgets: at the start its keep gate is half "
+            "closed (sigmoid(0) = 0.5), so the first token fades within a few steps and no "
+            "gradient reaches it. Initialise the bias of the gate that keeps the state "
+            "(GRU: update gate z; LSTM: forget gate f) to a large value such as 3."
+            if gated else
+            "hint: a plain RNN forgets the first token; use a gated cell (kind='lstm' or "
+            "'gru') so the memory has an additive path through time."
+        )
+        return failed(ex, [
+            f"after {epochs} epochs on sequences of length {length}, validation accuracy is "
+            f"{acc:.1%} (chance is 25%); the bar is {MEMORY_BAR:.0%}.", hint], strict)
+    return passed(ex, f"{acc:.1%} validation accuracy at length {length} "
+                  f"(bar {MEMORY_BAR:.0%}).", strict)
+
+
+@torch.no_grad()
+def perplexity(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
+    """exp(mean cross-entropy per character) of a character model on windows (X, Y)."""
+    model.eval()
+    logits = model(X)
+    ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+    return math.exp(ce.item())
+
+
+def check_perplexity(measure: Callable, model: nn.Module, X: torch.Tensor, Y: torch.Tensor,
+                     strict: Optional[bool] = None):
+    """Run ``measure(model, X, Y)`` and compare with the model's validation perplexity."""
+    ex = "rnn-perplexity"
+    value, problem = call_measurement(ex, measure, "measure_perplexity", (model, X, Y), strict)
+    if problem is not None:
+        return problem
+    expected = perplexity(model, X, Y)
+    if math.isclose(value, expected, rel_tol=1e-4):
+        return passed(ex, f"validation perplexity {value:.3f}: on average the model is as "
+                      f"unsure as a uniform choice among {value:.1f} characters "
+                      f"(the vocabulary has {model.out.out_features}).", strict)
+    ce = math.log(expected)
+    lines = ["input: the chapter's trained character model and the validation windows",
+             f"expected: {expected:.4f}", f"received: {value:.4g}"]
+    if math.isclose(value, ce, rel_tol=1e-4):
+        lines.append("likely mistake: this is the mean cross-entropy (in nats); perplexity "
+                     "is its exponential, math.exp(loss).")
+    elif math.isclose(value, ce / math.log(2), rel_tol=1e-4):
+        lines.append("likely mistake: this is the cross-entropy in bits; perplexity is "
+                     "exp of the mean loss in nats (or 2 ** bits).")
+    elif value > expected * 10:
+        lines.append("likely mistake: the value is far too large: did you exponentiate the "
+                     "*summed* loss instead of the mean per character?")
+    else:
+        lines.append("hint: compute the mean cross-entropy of model(X) against Y over every "
+                     "character, then take math.exp of it.")
+    return failed(ex, lines, strict)

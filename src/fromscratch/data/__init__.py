@@ -1,0 +1,21 @@
+"""Offline data for every chapter: nothing here downloads anything.
+
+- :mod:`.digits`: scikit-learn's 8x8 handwritten digits (ships inside scikit-learn);
+- :mod:`.text`: the prose of ``pydoc_data.topics`` (ships inside CPython) as characters;
+- :mod:`.sequences`: generators for synthetic sequence tasks.
+"""
+
+from .digits import DigitsSplit, load_digits_split, random_shift, shift_images
+from .sequences import remember_first
+from .text import CharVocab, char_windows, load_text
+
+__all__ = [
+    "DigitsSplit",
+    "load_digits_split",
+    "random_shift",
+    "shift_images",
+    "remember_first",
+    "CharVocab",
+    "char_windows",
+    "load_text",
+]

@@ -1,0 +1,1 @@
+"""One module per model family; chapters import from here, later chapters reuse them."""

@@ -1,0 +1,253 @@
+"""Recurrent networks from scratch: plain RNN, LSTM and GRU cells (chapter 2).
+
+References: Elman 1990, "Finding structure in time"; Hochreiter & Schmidhuber 1997,
+"Long short-term memory"; Cho et al. 2014 (GRU); Bengio et al. 1994, "Learning long-term
+dependencies with gradient descent is difficult".
+
+Every cell stores its weights in PyTorch's layout (``weight_ih``: the input-to-hidden
+weights of all gates stacked, ``weight_hh``: hidden-to-hidden, two biases), so weights
+copy one-to-one from ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` and the outputs can be compared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from ..config import pick
+
+
+class _Cell(nn.Module):
+    n_gates = 1  # how many blocks of size hidden_size the weights stack
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        G, H = self.n_gates, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(G * H, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(G * H, H))
+        self.bias_ih = nn.Parameter(torch.empty(G * H))
+        self.bias_hh = nn.Parameter(torch.empty(G * H))
+        bound = 1 / math.sqrt(H)  # PyTorch's default initialisation
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def init_state(self, batch: int, device=None):
+        return torch.zeros(batch, self.hidden_size, device=device)
+
+    @staticmethod
+    def hidden(state):
+        """The part of the state that is the cell's output (``h``)."""
+        return state
+
+
+class RNNCell(_Cell):
+    """h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"""
+
+    def forward(self, x, h):  # x: (B, I), h: (B, H)
+        return torch.tanh(x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
+
+
+class LSTMCell(_Cell):
+    """LSTM cell; gates stacked in PyTorch's order input, forget, cell (g), output.
+
+    i, f, o = sigmoid(...), g = tanh(...);  c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
+    """
+
+    n_gates = 4
+
+    def init_state(self, batch: int, device=None):
+        z = torch.zeros(batch, self.hidden_size, device=device)
+        return (z, z.clone())
+
+    @staticmethod
+    def hidden(state):
+        return state[0]
+
+    def forward(self, x, state):  # x: (B, I), state: ((B, H), (B, H))
+        h, c = state
+        gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
+        i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * c + i * g  # the cell state: an additive path through time
+        h = o * torch.tanh(c)
+        return (h, c)
+
+
+class GRUCell(_Cell):
+    """GRU cell; gates stacked in PyTorch's order reset (r), update (z), new (n).
+
+    r, z = sigmoid(...);  n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
+    h_t = (1 - z) * n + z * h_{t-1}
+    """
+
+    n_gates = 3
+
+    def forward(self, x, h):
+        gi = x @ self.weight_ih.T + self.bias_ih  # (B, 3H)
+        gh = h @ self.weight_hh.T + self.bias_hh  # (B, 3H)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * h
+
+
+CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def make_cell(kind: str, input_size: int, hidden_size: int) -> _Cell:
+    if kind not in CELLS:
+        raise ValueError(f"unknown cell kind {kind!r}; choose one of {sorted(CELLS)}")
+    return CELLS[kind](input_size, hidden_size)
+
+
+class Recurrent(nn.Module):
+    """Runs a cell left to right over a batch of sequences ``(B, T, I)``.
+
+    Returns every hidden state ``(B, T, H)`` and the final state.
+    """
+
+    def __init__(self, cell: _Cell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x: torch.Tensor, state=None):
+        if x.dim() != 3:
+            raise ValueError(f"expected (batch, time, features), got shape {tuple(x.shape)}")
+        B, T, _ = x.shape
+        state = self.cell.init_state(B, x.device) if state is None else state
+        outputs = []
+        for t in range(T):  # one step at a time: the state carries the past
+            state = self.cell(x[:, t], state)
+            outputs.append(self.cell.hidden(state))
+        return torch.stack(outputs, dim=1), state
+
+
+@torch.no_grad()
+def copy_from_torch(cell: _Cell, module: nn.Module) -> _Cell:
+    """Copy the weights of ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (one layer) or of
+    ``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell`` into our cell of the same kind."""
+    suffix = "_l0" if hasattr(module, "weight_ih_l0") else ""
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        src = getattr(module, name + suffix, None)
+        dst = getattr(cell, name)
+        if src is None or src.shape != dst.shape:
+            got = None if src is None else tuple(src.shape)
+            raise ValueError(
+                f"cannot copy {name}: {type(module).__name__} has {got}, "
+                f"{type(cell).__name__} needs {tuple(dst.shape)}"
+            )
+        dst.copy_(src)
+    return cell
+
+
+@dataclass
+class RNNConfig:
+    """Sizes of the chapter's recurrent models. ``default()`` follows ``FROMSCRATCH_SCALE``."""
+
+    embed: int = 16  # size of the token embedding
+    hidden: int = 64  # size of the hidden state
+
+    @classmethod
+    def default(cls) -> RNNConfig:
+        return pick(cls(), cls(embed=64, hidden=512))
+
+
+class SequenceClassifier(nn.Module):
+    """Embed tokens, run a recurrent cell, classify from the last hidden state.
+
+    ``keep_bias`` initialises the bias of the gate that keeps the old state: the LSTM's
+    forget gate (f) or the GRU's update gate (z). A large value (e.g. 3, sigmoid(3) = 0.95)
+    starts the cell out remembering, which lets gradients reach far back from the start.
+    """
+
+    def __init__(self, kind: str, vocab_size: int, n_classes: int, config: RNNConfig = None,
+                 keep_bias: Optional[float] = None):
+        super().__init__()
+        c = config or RNNConfig.default()
+        self.embed = nn.Embedding(vocab_size, c.embed)
+        self.rnn = Recurrent(make_cell(kind, c.embed, c.hidden))
+        self.out = nn.Linear(c.hidden, n_classes)
+        if keep_bias is not None:
+            if kind == "rnn":
+                raise ValueError("a plain RNN has no gate to bias: keep_bias needs lstm or gru")
+            H = c.hidden
+            block = {"lstm": 1, "gru": 1}[kind]  # f is LSTM block 1 (i,f,g,o); z is GRU block 1 (r,z,n)
+            with torch.no_grad():
+                self.rnn.cell.bias_ih[block * H : (block + 1) * H].fill_(keep_bias)
+                self.rnn.cell.bias_hh[block * H : (block + 1) * H].zero_()
+
+    def forward(self, tokens):  # tokens: (B, T)
+        hs, _ = self.rnn(self.embed(tokens))  # (B, T, H)
+        return self.out(hs[:, -1])  # (B, n_classes)
+
+
+class CharModel(nn.Module):
+    """A character-level language model: predicts the next character at every step."""
+
+    def __init__(self, kind: str, vocab_size: int, config: RNNConfig = None):
+        super().__init__()
+        c = config or RNNConfig.default()
+        self.embed = nn.Embedding(vocab_size, c.embed)
+        self.rnn = Recurrent(make_cell(kind, c.embed, c.hidden))
+        self.out = nn.Linear(c.hidden, vocab_size)
+
+    def forward(self, tokens, state=None, return_state: bool = False):  # tokens: (B, T)
+        hs, state = self.rnn(self.embed(tokens), state)
+        logits = self.out(hs)  # (B, T, vocab)
+        return (logits, state) if return_state else logits
+
+
+@torch.no_grad()
+def generate(
+    model: CharModel,
+    prompt_ids: torch.Tensor,
+    n_new: int,
+    temperature: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """Sample ``n_new`` ids after ``prompt_ids`` (1-D), feeding the state forward."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if prompt_ids.dim() != 1 or len(prompt_ids) == 0:
+        raise ValueError("prompt_ids must be a non-empty 1-D tensor of ids")
+    model.eval()
+    dev = next(model.parameters()).device
+    logits, state = model(prompt_ids[None].to(dev), return_state=True)
+    out = []
+    for _ in range(n_new):
+        probs = torch.softmax(logits[0, -1] / temperature, dim=-1).cpu()
+        nxt = torch.multinomial(probs, 1, generator=generator)
+        out.append(nxt.item())
+        logits, state = model(nxt[None].to(dev), state, return_state=True)
+    return torch.tensor(out, dtype=torch.long)
+
+
+def gradient_norm_vs_distance(
+    kind: str, hidden: int = 32, length: int = 60, batch: int = 16, seed: int = 0
+) -> torch.Tensor:
+    """How strongly a loss at the last step reaches back to earlier hidden states.
+
+    Runs a freshly initialised cell over random inputs, takes a loss on the final hidden
+    state, and returns ``||dL/dh_t||`` for every step ``t``, reversed so that index ``d``
+    is the distance ``d = T - 1 - t`` from the loss.
+    """
+    torch.manual_seed(seed)
+    cell = make_cell(kind, hidden, hidden)
+    x = torch.randn(batch, length, hidden)
+    state = cell.init_state(batch)
+    hs = []
+    for t in range(length):
+        state = cell(x[:, t], state)
+        h = cell.hidden(state)
+        h.retain_grad()
+        hs.append(h)
+    hs[-1].sum().backward()
+    norms = torch.stack([h.grad.norm() for h in hs])
+    return norms.flip(0).detach()
