@@ -6,7 +6,7 @@
 # ---
 
 # %% [markdown]
-# The chapter's `DigitsCNN` has about 14,000 parameters. Change the model: write
+# The chapter's `DigitsCNN` has 53,002 parameters. Change the model: write
 # `make_small_cnn()` returning a network with **at most 5,000 parameters** that still
 # reaches **95% test accuracy** on the digits. It takes images `(N, 1, 8, 8)` and returns
 # logits `(N, 10)`. Use this chapter's `Conv2d` and `MaxPool2d` (or `nn` layers).

@@ -130,15 +130,15 @@ class MaxPool2d(nn.Module):
 class CNNConfig:
     """Sizes of :class:`DigitsCNN`. ``CNNConfig.default()`` follows ``FROMSCRATCH_SCALE``."""
 
-    channels: tuple = (16, 32)  # output channels of the two conv blocks
-    hidden: int = 64  # width of the fully connected layer
+    channels: tuple = (32, 64)  # output channels of the two conv blocks
+    hidden: int = 128  # width of the fully connected layer
     dropout: float = 0.1
     n_classes: int = 10
     image_size: int = 8
 
     @classmethod
     def default(cls) -> CNNConfig:
-        return pick(cls(), cls(channels=(64, 128), hidden=256, dropout=0.2))
+        return pick(cls(), cls(channels=(128, 256), hidden=512, dropout=0.2))
 
 
 class DigitsCNN(nn.Module):

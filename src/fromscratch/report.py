@@ -1,0 +1,48 @@
+"""Chapter results that other pages read: each chapter records its measured numbers once.
+
+``record("cnn", test_accuracy=0.99, ...)`` shows a small table in the notebook and attaches
+the numbers to that output's metadata, so the benchmark script and the website's
+comparison table read them from the executed notebook instead of retyping them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METADATA_KEY = "fromscratch_metrics"
+
+
+def record(chapter: str, **metrics) -> None:
+    """Display ``metrics`` as a table and store them in the output's metadata."""
+    for name, value in metrics.items():
+        if not isinstance(value, (int, float, str)):
+            raise TypeError(f"metric {name!r} must be a number or text, got {type(value).__name__}")
+    rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items())
+    table = f"| {chapter} | value |\n|---|---|\n{rows}"
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(table), metadata={METADATA_KEY: {"chapter": chapter, **metrics}})
+    except ImportError:  # plain Python: print the table
+        print(table)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def read_metrics(notebook: Path) -> dict:
+    """The metrics a chapter notebook recorded (merged, in order), from its stored outputs."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    found = {}
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get(METADATA_KEY)
+            if meta:
+                found.update(meta)
+    return found
