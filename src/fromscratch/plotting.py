@@ -73,7 +73,7 @@ def heatmap(matrix, xlabels=None, ylabels=None, title: str = "", cmap: str = "vi
     if m.ndim != 2:
         raise ValueError(f"heatmap needs a 2-D array, got shape {m.shape}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.5 * m.shape[1] + 2, 0.4 * m.shape[0] + 1.5))
+        _, ax = plt.subplots(figsize=(min(10.0, 0.5 * m.shape[1] + 2), min(6.0, 0.4 * m.shape[0] + 1.5)))
     im = ax.imshow(m, cmap=cmap, aspect="auto")
     plt.colorbar(im, ax=ax)
     if xlabels is not None:

@@ -229,25 +229,23 @@ def generate(
     return torch.tensor(out, dtype=torch.long)
 
 
-def gradient_norm_vs_distance(
-    kind: str, hidden: int = 32, length: int = 60, batch: int = 16, seed: int = 0
-) -> torch.Tensor:
+def gradient_norm_vs_distance(cell: _Cell, x: torch.Tensor) -> torch.Tensor:
     """How strongly a loss at the last step reaches back to earlier hidden states.
 
-    Runs a freshly initialised cell over random inputs, takes a loss on the final hidden
-    state, and returns ``||dL/dh_t||`` for every step ``t``, reversed so that index ``d``
-    is the distance ``d = T - 1 - t`` from the loss.
+    Runs ``cell`` over inputs ``x (B, T, I)``, takes the sum of the final hidden state as
+    the loss, and returns ``||dL/dh_t||`` for every step, reversed so that index ``d`` is
+    the distance ``d = T - 1 - t`` between the hidden state and the loss.
     """
-    torch.manual_seed(seed)
-    cell = make_cell(kind, hidden, hidden)
-    x = torch.randn(batch, length, hidden)
-    state = cell.init_state(batch)
+    if x.dim() != 3:
+        raise ValueError(f"expected inputs (batch, time, features), got {tuple(x.shape)}")
+    state = cell.init_state(x.shape[0], x.device)
     hs = []
-    for t in range(length):
+    for t in range(x.shape[1]):
         state = cell(x[:, t], state)
         h = cell.hidden(state)
-        h.retain_grad()
+        h.retain_grad()  # keep dL/dh_t although h_t is not a leaf
         hs.append(h)
     hs[-1].sum().backward()
     norms = torch.stack([h.grad.norm() for h in hs])
+    cell.zero_grad(set_to_none=True)
     return norms.flip(0).detach()
