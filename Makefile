@@ -43,6 +43,7 @@ test: install
 # Re-execute the chapter notebooks from their sources (after changing a chapter or src/).
 notebooks: install
 	$(BIN)/python tools/build_notebooks.py
+	$(BIN)/python tools/build_overview.py
 
 # Run every chapter notebook and print run time, peak memory and quality figure.
 benchmark: install

@@ -57,7 +57,7 @@ print("device:", device())
 # %%
 split = load_digits_split()
 print("train:", tuple(split.X_train.shape), "test:", tuple(split.X_test.shape))
-show_images(split.X_train[:16], titles=split.y_train[:16].tolist(), suptitle="training digits");
+show_images(split.X_train[:16], titles=split.y_train[:16].tolist(), suptitle="training digits")
 
 # %% [markdown]
 # ## Convolution by its definition
@@ -218,7 +218,7 @@ hist_mlp = train(mlp_model)
 cnn_acc, mlp_acc = hist_cnn.final_val, hist_mlp.final_val
 print(f"CNN: {count_parameters(cnn_model):>7,} parameters, test accuracy {cnn_acc:.4f}")
 print(f"MLP: {count_parameters(mlp_model):>7,} parameters, test accuracy {mlp_acc:.4f}")
-plot_history({"CNN": hist_cnn, "MLP": hist_mlp}, title="digits");
+plot_history({"CNN": hist_cnn, "MLP": hist_mlp}, title="digits")
 
 # %% tags=["nbval-ignore-output"]
 print(f"training time on {device()}: CNN {hist_cnn.seconds:.1f} s, MLP {hist_mlp.seconds:.1f} s")
@@ -242,13 +242,13 @@ print(f"bar passed: {cnn_acc:.2%} >= 97%")
 # %%
 filters = cnn_model.block1[0].weight.detach()[:16, 0]
 show_images(filters, titles=[f"f{i}" for i in range(16)], cmap="RdBu_r", symmetric=True,
-            suptitle="first-layer filters (3x3)");
+            suptitle="first-layer filters (3x3)")
 
 # %%
 digit = split.X_test[:1]
 responses = torch.relu(cnn_model.block1[0](digit))[0, :16].detach()
 show_images(torch.cat([digit[0], responses]), titles=["input"] + [f"f{i}" for i in range(16)],
-            ncols=9, cmap="magma", suptitle="responses of the first 16 filters to one digit");
+            ncols=9, cmap="magma", suptitle="responses of the first 16 filters to one digit")
 
 # %% [markdown]
 # (shift-test)=
@@ -281,7 +281,7 @@ acc_shift = {
 for name, accs in acc_shift.items():
     print(name, " ".join(f"{s:+d}:{a:.2f}" for s, a in zip(shifts, accs)))
 plot_lines(shifts, acc_shift, xlabel="horizontal shift (pixels)", ylabel="test accuracy",
-           title="accuracy on shifted digits", hline=0.1, hline_label="chance");
+           title="accuracy on shifted digits", hline=0.1, hline_label="chance")
 
 # %%
 cnn_at_2 = (acc_shift["CNN"][shifts.index(2)] + acc_shift["CNN"][shifts.index(-2)]) / 2
@@ -307,8 +307,18 @@ assert cnn_at_2 > mlp_at_2, "the CNN should tolerate shifts better than the MLP"
 # %%
 with torch.no_grad():
     maps1, maps2 = cnn_model.feature_maps(digit)
-show_images(maps1[0, :16], cmap="magma", ncols=16, size=0.8, suptitle="block 1: 16 of 32 maps (4x4)");
-show_images(maps2[0, :16], cmap="magma", ncols=16, size=0.8, suptitle="block 2: 16 of 64 maps (2x2)");
+show_images(maps1[0, :16], cmap="magma", ncols=16, size=0.8, suptitle="block 1: 16 of 32 maps (4x4)")
+show_images(maps2[0, :16], cmap="magma", ncols=16, size=0.8, suptitle="block 2: 16 of 64 maps (2x2)")
+
+# %% [markdown]
+# **Explore it yourself**: pick a test digit and a block and see all its feature maps. On the
+# website you see a static view of two digits; run the notebook (or open it on Colab) to use
+# the controls.
+
+# %% tags=["nbval-ignore-output"]
+from fromscratch.explore import feature_map_explorer
+
+feature_map_explorer(cnn_model, split.X_test[:32], labels=split.y_test[:32])
 
 # %%
 from sklearn.linear_model import LogisticRegression

@@ -179,7 +179,7 @@ models = {"RNN": memory_model("rnn"), "LSTM": memory_model("lstm", keep_bias=3.0
 before = {name: grad_profile(m) for name, m in models.items()}
 distance = torch.arange(LENGTH)
 plot_lines(distance, before, xlabel="distance from the loss (steps)",
-           ylabel="gradient norm", title="at initialisation", logy=True);
+           ylabel="gradient norm", title="at initialisation", logy=True)
 
 # %%
 for name, g in before.items():
@@ -211,7 +211,7 @@ for name, m in models.items():
                           batch_size=64, clip_grad=1.0, seed=0, desc=name)
     print(f"{name:>18}: validation accuracy per epoch",
           [round(a, 3) for a in histories[name].val_metric])
-plot_history(histories, title="remember the first of 50 tokens");
+plot_history(histories, title="remember the first of 50 tokens")
 
 # %%
 acc = {name: h.final_val for name, h in histories.items()}
@@ -231,7 +231,7 @@ print(f"plain RNN: {acc['RNN']:.1%} (chance 25%); LSTM: {acc['LSTM']:.1%}")
 # %%
 after = {name: grad_profile(models[name]) for name in ("RNN", "LSTM")}
 plot_lines(distance, after, xlabel="distance from the loss (steps)", ylabel="gradient norm",
-           title="after training", logy=True);
+           title="after training", logy=True)
 
 # %% [markdown]
 # What does the memory look like? Below, the hidden state of the trained LSTM over one
@@ -244,16 +244,29 @@ plot_lines(distance, after, xlabel="distance from the loss (steps)", ylabel="gra
 with torch.no_grad():
     hs, _ = models["LSTM"].rnn(models["LSTM"].embed(X_val_task))  # (500, 50, 32)
 heatmap(hs[0].T[:16], title=f"LSTM hidden units 0-15 over time (first symbol {y_val_task[0].item()})",
-        cmap="RdBu_r")
-plt.xlabel("time step");
+        cmap="RdBu_r", xlabel="time step", ylabel="hidden unit")
+
+# %% [markdown]
+# **Step through it yourself**: choose a sequence and a time step (or press play) to watch
+# the LSTM's hidden state settle and then hold. The website shows steps 0, 25 and 49.
+
+# %% tags=["nbval-ignore-output"]
+from fromscratch.explore import hidden_state_explorer
+
+hidden_state_explorer(models["LSTM"], X_val_task[:8], max_units=16,
+                      title="trained LSTM, memory task")
 
 # %%
 final_by_symbol = torch.stack([hs[y_val_task == s, -1].mean(0) for s in range(4)])  # (4, 32)
 heatmap(final_by_symbol[:, :16], xlabels=range(16), ylabels=[f"symbol {s}" for s in range(4)],
-        title="mean final hidden state (units 0-15) by first symbol", cmap="RdBu_r");
+        title="mean final hidden state (units 0-15) by first symbol", cmap="RdBu_r")
 spread = torch.cdist(final_by_symbol, final_by_symbol)
-print("smallest distance between two symbols' mean final states:",
-      f"{spread[~torch.eye(4, dtype=bool)].min():.2f}")
+within = torch.stack([(hs[y_val_task == s, -1] - final_by_symbol[s]).norm(dim=1).mean()
+                      for s in range(4)])
+between = spread[~torch.eye(4, dtype=bool)].min()
+print(f"smallest distance between two symbols' mean final states: {between:.2f}; "
+      f"mean distance of a state to its own symbol's mean: {within.mean():.2f}")
+assert between > 2 * within.mean()
 
 # %% [markdown]
 # (char-model)=

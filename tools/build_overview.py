@@ -58,14 +58,14 @@ def model_types_table(root: Path = ROOT) -> str:
     """Markdown table: one row per model type (inputs, outputs, parts, reuse, status)."""
     lines = [
         HEADER,
-        "| Model type | Takes in | Puts out | Built from | Reuses | Reused by | Status |",
-        "|---|---|---|---|---|---|---|",
+        "| Model type | Takes in | Puts out | Built from | Reuses | Reused by |",
+        "|---|---|---|---|---|---|",
     ]
     for m in MODEL_TYPES:
-        status = "written" if m.is_written(root) else "coming"
+        title = _title(m, root) if m.is_written(root) else f"{_title(m, root)} *(coming)*"
         lines.append(
-            f"| {_title(m, root)} | {m.inputs} | {m.outputs} | {', '.join(m.built_from)} "
-            f"| {_names(m.reuses)} | {_names(reused_by(m.key))} | {status} |"
+            f"| {title} | {m.inputs} | {m.outputs} | {', '.join(m.built_from)} "
+            f"| {_names(m.reuses)} | {_names(reused_by(m.key))} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -146,26 +146,28 @@ def data_hash(root: Path = ROOT) -> str:
 
 
 def draw_map(root: Path = ROOT):
-    """The figure: one box per model type, in rows by part, arrows from reused to reuser."""
+    """The figure: one box per model type, in rows by part; each box says what it takes in
+    and puts out, which earlier chapters it reuses, and what it is built from."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyBboxPatch
 
     data = map_data(root)
+    titles = {t["key"]: t["title"] for t in data["types"]}
+    numbers = {t["key"]: t["number"] for t in data["types"]}
     ncols = max(sum(t["part"] == p for t in data["types"]) for p in range(len(PARTS)))
-    box_w, box_h, gap_x, gap_y, label_h = 3.0, 2.0, 0.45, 0.55, 0.45
+    box_w, box_h, gap_x, gap_y, label_h = 3.0, 2.05, 0.3, 0.35, 0.4
     row_h = box_h + gap_y + label_h
     width = ncols * box_w + (ncols - 1) * gap_x
     height = len(PARTS) * row_h
-    fig, ax = plt.subplots(figsize=(width * 0.72, height * 0.72 + 0.5))
-    ax.set(xlim=(-0.1, width + 0.1), ylim=(-0.1, height + 0.4))
+    fig, ax = plt.subplots(figsize=(width * 0.72, height * 0.72 + 0.4))
+    ax.set(xlim=(-0.05, width + 0.05), ylim=(0, height + 0.5))
     ax.axis("off")
-    ax.text(0, height + 0.25, "The course at a glance: what goes in → what comes out, "
-            "built from, and reused by (arrows)", fontsize=12, weight="bold", va="center")
+    ax.text(0, height + 0.3, "Every model type: what goes in \u2192 what comes out, what it "
+            "reuses and what it is built from", fontsize=12, weight="bold", va="center")
 
-    boxes, centres = {}, {}
     for p, part in enumerate(data["parts"]):
         colour = PART_COLOURS[p % len(PART_COLOURS)]
         top = height - p * row_h
@@ -174,39 +176,26 @@ def draw_map(root: Path = ROOT):
         for i, t in enumerate(in_part):
             x, y = i * (box_w + gap_x), top - label_h - box_h
             written = t["written"]
-            patch = FancyBboxPatch(
+            ax.add_patch(FancyBboxPatch(
                 (x, y), box_w, box_h, boxstyle="round,pad=0.02,rounding_size=0.12",
                 facecolor=colour if written else "#f4f4f4", edgecolor=colour,
                 linewidth=2 if written else 1.3, linestyle="-" if written else "--",
-                alpha=1.0, zorder=2,
-            )
-            ax.add_patch(patch)
-            boxes[t["key"]], centres[t["key"]] = patch, (x + box_w / 2, y + box_h / 2)
+            ))
             ink = "white" if written else "#333333"
-            status = f"chapter {t['number']}" if written else f"{t['number']} · coming"
-            ax.text(x + 0.12, y + box_h - 0.22, t["title"], fontsize=10.5, weight="bold",
-                    color=ink, va="center", zorder=3)
-            ax.text(x + box_w - 0.1, y + box_h - 0.22, status, fontsize=7.5, color=ink,
-                    va="center", ha="right", style="normal" if written else "italic", zorder=3)
-            io = textwrap.fill(f"{t['inputs']} → {t['outputs']}", 34)
-            ax.text(x + 0.12, y + box_h - 0.48, io, fontsize=8, color=ink, va="top", zorder=3)
-            parts = textwrap.fill("built from: " + ", ".join(t["built_from"]), 40)
-            ax.text(x + 0.12, y + 0.1, parts, fontsize=7, color=ink, va="bottom", zorder=3,
-                    linespacing=1.15)
-
-    for t in data["types"]:
-        for r in t["reuses"]:
-            (x0, y0), (x1, y1) = centres[r], centres[t["key"]]
-            same_row = abs(y0 - y1) < 1e-6
-            adjacent = same_row and abs(x1 - x0) < box_w + gap_x + 1e-6
-            rad = 0.0 if adjacent else (-0.35 if same_row else 0.12)
-            arrow = FancyArrowPatch(
-                (x0, y0), (x1, y1), patchA=boxes[r], patchB=boxes[t["key"]],
-                connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=12,
-                color="#555555", linewidth=1.0, alpha=0.75, zorder=1 if not adjacent else 4,
-            )
-            ax.add_patch(arrow)
-    fig.tight_layout()
+            left = x + 0.12
+            ax.text(left, y + box_h - 0.2, f"{t['number']}. {t['title']}", fontsize=10.5,
+                    weight="bold", color=ink, va="center")
+            ax.text(left, y + box_h - 0.47, "chapter written" if written else "coming",
+                    fontsize=7.5, color=ink, va="center", style="normal" if written else "italic")
+            io = textwrap.fill(f"{t['inputs']} \u2192 {t['outputs']}", 33)
+            ax.text(left, y + box_h - 0.68, io, fontsize=8, color=ink, va="top")
+            reused = sorted(t["reuses"], key=numbers.get)
+            reuse = ", ".join(f"{numbers[r]}. {titles[r]}" for r in reused) or "nothing"
+            ax.text(left, y + box_h - 1.13, textwrap.fill(f"reuses: {reuse}", 37), fontsize=7,
+                    color=ink, va="top", weight="bold", linespacing=1.1)
+            parts = textwrap.fill("built from: " + ", ".join(t["built_from"]), 38)
+            ax.text(left, y + 0.08, parts, fontsize=7, color=ink, va="bottom", linespacing=1.1)
+    fig.tight_layout(pad=0.2)
     return fig
 
 

@@ -10,7 +10,8 @@
 # `make_small_cnn()` returning a network with **at most 5,000 parameters** that still
 # reaches **95% test accuracy** on the digits. It takes images `(N, 1, 8, 8)` and returns
 # logits `(N, 10)`. Use this chapter's `Conv2d` and `MaxPool2d` (or `nn` layers).
-# The check trains your model for 15 epochs with shift augmentation (about 5 s).
+# The check trains your model for 20 epochs (Adam, learning rate 0.01 with cosine decay,
+# shift augmentation; about 5 s).
 # Where do most of `DigitsCNN`'s parameters sit: in the convolutions or in the dense head?
 
 # %% [solution]
@@ -21,9 +22,9 @@ from fromscratch.models.cnn import Conv2d, MaxPool2d
 def make_small_cnn():
     ### BEGIN SOLUTION
     return nn.Sequential(
-        Conv2d(1, 8, 3, padding=1), nn.ReLU(), MaxPool2d(2),  # (N, 8, 4, 4)
-        Conv2d(8, 16, 3, padding=1), nn.ReLU(), MaxPool2d(2),  # (N, 16, 2, 2)
-        nn.Flatten(), nn.Linear(16 * 2 * 2, 10),  # 650 parameters in the head
+        Conv2d(1, 12, 3, padding=1), nn.ReLU(), MaxPool2d(2),  # (N, 12, 4, 4)
+        Conv2d(12, 24, 3, padding=1), nn.ReLU(), MaxPool2d(2),  # (N, 24, 2, 2)
+        nn.Flatten(), nn.Linear(24 * 2 * 2, 10),  # 970 of the 3,706 parameters
     )
     ### END SOLUTION
 

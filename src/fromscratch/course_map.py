@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 PARTS = (
     "Part I: building blocks",
@@ -38,10 +38,10 @@ class ModelType:
     outputs: str
     built_from: Tuple[str, ...]  # the components the chapter writes from scratch
     reuses: Tuple[str, ...] = ()  # keys of earlier model types whose code it imports
-    chapter: Optional[str] = None  # "chapters/01_cnn" once written, else None
+    chapter: str | None = None  # "chapters/01_cnn" once written, else None
     quality: Tuple[str, str] = ("test_accuracy", "test accuracy")  # metric key, label
 
-    def notebook(self, root: Path) -> Optional[Path]:
+    def notebook(self, root: Path) -> Path | None:
         """The executed notebook of this chapter under ``root`` (``None`` if not planned yet)."""
         return None if self.chapter is None else Path(root) / f"{self.chapter}.ipynb"
 

@@ -10,6 +10,21 @@ import numpy as np
 import torch
 
 
+def _finish(fig):
+    """In a notebook, show the figure once now and close it (so it is not shown twice and
+    later cells cannot draw on it by accident); elsewhere, return it."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython is installed with the notebooks
+        return fig
+    if get_ipython() is None:
+        return fig
+    display(fig)
+    plt.close(fig)
+    return None
+
+
 def _np(x):
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
@@ -34,7 +49,7 @@ def plot_history(histories: dict, title: str = "training", smooth: int = 10):
         axes[1].set(xlabel="epoch", ylabel="validation metric", title="validation")
         axes[1].legend()
     fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def show_images(images, titles: Optional[Sequence] = None, ncols: int = 8, cmap: str = "gray",
@@ -63,17 +78,16 @@ def show_images(images, titles: Optional[Sequence] = None, ncols: int = 8, cmap:
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def heatmap(matrix, xlabels=None, ylabels=None, title: str = "", cmap: str = "viridis",
-            annotate: bool = False, ax=None, fmt: str = "{:.2f}"):
+            annotate: bool = False, xlabel: str = "", ylabel: str = "", fmt: str = "{:.2f}"):
     """A labelled heatmap of a 2-D array; ``annotate`` writes each value in its cell."""
     m = _np(matrix)
     if m.ndim != 2:
         raise ValueError(f"heatmap needs a 2-D array, got shape {m.shape}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(min(10.0, 0.5 * m.shape[1] + 2), min(6.0, 0.4 * m.shape[0] + 1.5)))
+    fig, ax = plt.subplots(figsize=(min(10.0, 0.5 * m.shape[1] + 2), min(6.0, 0.4 * m.shape[0] + 1.5)))
     im = ax.imshow(m, cmap=cmap, aspect="auto")
     plt.colorbar(im, ax=ax)
     if xlabels is not None:
@@ -85,8 +99,9 @@ def heatmap(matrix, xlabels=None, ylabels=None, title: str = "", cmap: str = "vi
             for j in range(m.shape[1]):
                 ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=7,
                         color="w")
-    ax.set_title(title)
-    return ax
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    return _finish(fig)
 
 
 def plot_lines(x, series: dict, xlabel: str = "", ylabel: str = "", title: str = "",
@@ -102,7 +117,7 @@ def plot_lines(x, series: dict, xlabel: str = "", ylabel: str = "", title: str =
         ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def show_source(obj) -> None:

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from .core import (
     Case,
-    check_function,
     call_measurement,
+    check_function,
     compare,
     describe,
     failed,
@@ -72,7 +72,7 @@ def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
 
 
 def check_small_cnn(
-    make_model: Callable, strict: Optional[bool] = None, epochs: int = 15, seed: int = 0
+    make_model: Callable, strict: Optional[bool] = None, epochs: int = 20, seed: int = 0
 ):
     """Build the learner's model, check its interface and size, train it, test it."""
     from ..data import load_digits_split, random_shift
@@ -114,7 +114,7 @@ def check_small_cnn(
         ], strict)
     split = load_digits_split()
     torch.manual_seed(seed)
-    fit(model, split.train, epochs=epochs, lr=3e-3, batch_size=64, seed=seed,
+    fit(model, split.train, epochs=epochs, lr=1e-2, batch_size=32, seed=seed, cosine=True,
         augment=random_shift, device=torch.device("cpu"), progress=False)
     acc = accuracy(model, *split.test)
     if acc < ACCURACY_BAR:

@@ -1,0 +1,136 @@
+"""Fixtures for the browser tests: the built website served locally, and headless Chromium.
+
+The tests drive Debian's Chromium (``tools/install_browser.sh`` installs it) through
+Playwright's Python package with ``executable_path``; ``playwright install`` is never run
+and nothing is downloaded. They are skipped, with the reason, when the book has not been
+built (``jupyter-book build .``), when Chromium is missing, or when Playwright is not
+installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+
+
+def _skip_reason():
+    if not (HTML / "index.html").exists():
+        return f"no built website at {HTML}: run `jupyter-book build .` first"
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM}: run tools/install_browser.sh"
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright's Python package is not installed: pip install -e '.[dev]'"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _skip_reason()
+    for item in items:
+        if "browser" in item.keywords and reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep pytest's output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def site():
+    """Base URL of ``_build/html`` served on 127.0.0.1 by a background http.server."""
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _local_mathjax():
+    """A local copy of MathJax 3 (``es5`` folder) if one is installed, else ``None``.
+
+    The ``sphinx-mathjax-offline`` package ships MathJax 3; with it the math test runs
+    offline by serving the CDN's MathJax from disk.
+    """
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
+    return folder if (folder / "tex-mml-chtml.js").exists() else None
+
+
+@pytest.fixture(scope="session")
+def browser_context(tmp_path_factory):
+    """A fresh Chromium profile (its own ``--user-data-dir``), shared by all tests."""
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser_context):
+    """A new tab, with ``page.problems``: console errors, page errors and failed requests."""
+    tab = browser_context.new_page()
+    tab.problems = []
+    mathjax = _local_mathjax()
+    if mathjax is not None:
+        prefix = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/"
+
+        def serve_local(route):
+            path = mathjax / route.request.url[len(prefix):].split("?")[0]
+            if path.is_file():
+                route.fulfill(path=str(path))
+            else:
+                route.continue_()
+
+        tab.route(prefix + "**", serve_local)
+    tab.on("console", lambda m: m.type == "error" and tab.problems.append(
+        ("console", m.text, m.location.get("url", ""))))
+    tab.on("pageerror", lambda e: tab.problems.append(("pageerror", str(e), "")))
+    tab.on("requestfailed", lambda r: tab.problems.append(
+        ("requestfailed", r.failure or "", r.url)))
+    tab.on("response", lambda r: r.status >= 400 and tab.problems.append(
+        ("http", str(r.status), r.url)))
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="session")
+def mathjax_dir():
+    """The local MathJax 3 that stands in for the CDN's, or ``None``."""
+    return _local_mathjax()
+
+
+@pytest.fixture
+def shot():
+    """``shot(page, name)`` saves a full-page screenshot under ``_build/screenshots/``."""
+
+    def save(page, name: str) -> Path:
+        path = SCREENSHOTS / f"{name.replace('/', '__')}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
