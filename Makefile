@@ -23,7 +23,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || \
-	  $(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	  $(BIN)/pip install --quiet --retries 0 --timeout 20 "$(TORCH_SPEC)" \
+	    $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -r requirements.txt -e ".[dev]"
 	@touch $(STAMP)
 
