@@ -73,8 +73,8 @@ def test_notebook_cells_carry_nbgrader_metadata():
     prompt, answer, check = exercises.notebook_cells(ex, 1)
     assert prompt["metadata"]["nbgrader"]["locked"] is True
     assert answer["metadata"]["nbgrader"] == {
-        "grade": False, "solution": True, "locked": False, "grade_id": "rnn-gru-step",
-        "schema_version": 3}
+        "grade": False, "solution": True, "locked": False, "task": False,
+        "grade_id": "rnn-gru-step", "schema_version": 3}
     meta = check["metadata"]["nbgrader"]
     assert meta["grade"] is True and meta["locked"] is True and meta["points"] == ex.points
     assert answer["source"] == ex.stub

@@ -38,7 +38,7 @@ from fromscratch.training import fit
 split = load_digits_split()
 torch.manual_seed(0)
 cnn = DigitsCNN(CNNConfig())
-fit(cnn, split.train, epochs=10, lr=3e-3, augment=random_shift, progress=False)
+fit(cnn, split.train, epochs=3, lr=3e-3, augment=random_shift, progress=False)
 
 # %% [mistake] forgot to shift | expect: accuracy on the *unshifted* test images
 from fromscratch.training import accuracy

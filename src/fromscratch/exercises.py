@@ -248,8 +248,8 @@ def notebook_cells(ex: Exercise, number: int, solution: bool = False) -> list:
         f"(also in `exercises/{ex.chapter}/{ex.path.name if ex.path else ''}`).*"
     )
     def nbg(grade_id, **kw):
-        meta = {"grade": False, "solution": False, "locked": False, "grade_id": grade_id,
-                "schema_version": 3}
+        meta = {"grade": False, "solution": False, "locked": False, "task": False,
+                "grade_id": grade_id, "schema_version": 3}
         meta.update(kw)
         return {"nbgrader": meta, "tags": ["exercise", ex.id]}
 

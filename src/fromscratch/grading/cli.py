@@ -1,0 +1,125 @@
+"""Command lines: ``fromscratch-assign`` and ``fromscratch-grade``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .assign import make_assignment
+from .grade import Options, grade
+from .manifest import ManifestError
+
+
+def _points(values: list) -> dict:
+    out = {}
+    for value in values or []:
+        key, sep, number = value.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise SystemExit(f"--points {value!r}: write EXERCISE_ID=N, e.g. cnn-max-pool=5")
+        out[key.strip()] = int(number)
+    return out
+
+
+def assign_main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fromscratch-assign",
+        description="Make an assignment from the course's exercises: a learner's notebook "
+        "<out>/<name>.ipynb, an nbgrader source notebook <out>/source/<name>/<name>.ipynb "
+        "and <out>/manifest.json, which fromscratch-grade needs.")
+    parser.add_argument("chapters", nargs="+", metavar="CHAPTER",
+                        help="chapter(s) whose exercises to use, e.g. cnn rnn")
+    parser.add_argument("-e", "--exercises", nargs="+", metavar="ID",
+                        help="only these exercise ids, in this order (default: all exercises "
+                        "of the chapters)")
+    parser.add_argument("-p", "--points", nargs="+", metavar="ID=N",
+                        help="override an exercise's points, e.g. cnn-max-pool=5 "
+                        "(default: the points in the exercise file)")
+    parser.add_argument("-n", "--name", help="assignment name, also the notebook's file name "
+                        "(default: the chapters joined by '-')")
+    parser.add_argument("-t", "--title", help="title shown at the top of the notebook")
+    parser.add_argument("-o", "--out", help="output folder (default: assignments/<name>)")
+    args = parser.parse_args(argv)
+    name = args.name or "-".join(args.chapters)
+    try:
+        made = make_assignment(args.chapters, args.out or f"assignments/{name}",
+                               exercises=args.exercises, points=_points(args.points),
+                               name=name, title=args.title)
+    except (ValueError, KeyError) as exc:
+        print(f"fromscratch-assign: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    m = made.manifest
+    print(f"assignment {m.name}: {len(m.exercises)} exercises, {m.total_points} points")
+    for item in m.exercises:
+        print(f"  {item.id:<24} {item.points} points  {item.title}")
+    print(f"learners' notebook: {made.student_notebook}")
+    print(f"nbgrader source:    {made.source_notebook}")
+    print(f"manifest:           {made.manifest_path}")
+    return 0
+
+
+def grade_main(argv: list | None = None) -> int:
+    d = Options()
+    parser = argparse.ArgumentParser(
+        prog="fromscratch-grade",
+        description="Grade submitted notebooks: each runs in a fresh kernel, in a temporary "
+        "folder, with the assignment's original set-up and check cells. Writes "
+        "<out>/gradebook.csv and <out>/feedback/<student>.md.")
+    parser.add_argument("assignment", help="the assignment's manifest.json, or its folder")
+    parser.add_argument("submissions", help="folder of submissions: <student>.ipynb, or "
+                        "<student>/<assignment>.ipynb (nbgrader's submitted/ layout works too)")
+    parser.add_argument("-o", "--out", default="grades",
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("-w", "--workers", type=int, default=d.workers,
+                        help="notebooks graded at the same time, about one per CPU core "
+                        "(default: %(default)s)")
+    parser.add_argument("--cell-timeout", type=int, default=d.cell_timeout, metavar="S",
+                        help="seconds one cell may run; a cell past it is left out and the "
+                        "notebook run again without it (default: %(default)s)")
+    parser.add_argument("--timeout", type=int, default=d.total_timeout, metavar="S",
+                        help="seconds for one whole notebook, all attempts together "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-output-kb", type=int, default=d.max_output_kb, metavar="KB",
+                        help="output kept per notebook; the rest is dropped and the "
+                        "submission marked output-limit (default: %(default)s)")
+    parser.add_argument("--reference", choices=("flag", "zero"), default=d.reference,
+                        help="a notebook that reads the reference solutions (show_solution, "
+                        "the exercise files) is marked read-reference; 'zero' also gives 0 "
+                        "points for those exercises (default: %(default)s)")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="do not cut the kernels off the network")
+    parser.add_argument("--same-user", action="store_true",
+                        help="when running as root, do not switch the kernels to user "
+                        "'nobody'")
+    parser.add_argument("--save-executed", action="store_true",
+                        help="keep each executed notebook in <out>/executed/<student>.ipynb")
+    parser.add_argument("--allow-changed-checks", action="store_true",
+                        help="grade even if a check or set-up cell changed since the "
+                        "assignment was made")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    options = Options(workers=args.workers, cell_timeout=args.cell_timeout,
+                      total_timeout=args.timeout, max_output_kb=args.max_output_kb,
+                      reference=args.reference, network=not args.allow_network,
+                      switch_user=not args.same_user, save_executed=args.save_executed,
+                      allow_changed_checks=args.allow_changed_checks)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        book = grade(args.assignment, args.submissions, args.out, options, progress=say)
+    except (ManifestError, FileNotFoundError, ValueError) as exc:
+        print(f"fromscratch-grade: error: {exc}", file=sys.stderr)
+        return 2
+    counts: dict = {}
+    for r in book.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    print(f"{len(book.results)} graded: {summary}")
+    print(f"gradebook: {book.csv_path}")
+    return 0
+
+
+def assign_entry() -> None:
+    sys.exit(assign_main())
+
+
+def grade_entry() -> None:
+    sys.exit(grade_main())
