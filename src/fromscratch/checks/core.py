@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -40,7 +41,12 @@ class CheckResult:
         return head + "\n".join(self.lines)
 
     def __repr__(self) -> str:
-        return self.text
+        """The text, wrapped to fit a notebook cell (the website does not scroll sideways)."""
+        wrapped = []
+        for line in self.text.splitlines():
+            wrapped += textwrap.wrap(line, width=90, subsequent_indent="    ",
+                                     break_long_words=False, break_on_hyphens=False) or [""]
+        return "\n".join(wrapped)
 
     __str__ = __repr__
 
