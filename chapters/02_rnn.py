@@ -110,7 +110,10 @@ assert change_late[:3].max() == 0 and change_late[3:].min() > 0
 assert change_early.min() > 0
 
 # %% [markdown]
-# The effect of the edit at step 0 shrinks as it travels: the memory of a plain RNN fades.
+# The edit at step 0 still moves the state at step 4, but how much it moves it depends on
+# the later inputs, not only on the edit: the old input is mixed, step by step, with
+# everything read since. Over many steps this mixing washes the early input out, as the
+# gradient measurements below show.
 #
 # (gated-cells)=
 # ## Gated cells: LSTM and GRU
@@ -220,8 +223,8 @@ assert acc["LSTM"] >= 0.95, acc
 print(f"plain RNN: {acc['RNN']:.1%} (chance 25%); LSTM: {acc['LSTM']:.1%}")
 
 # %% [markdown]
-# The plain RNN stays at chance: the gradient from the answer never reaches the first
-# token, so it never learns to store it. The LSTM with its forget gate open solves the
+# The plain RNN stays close to chance: the gradient from the answer barely reaches the
+# first token, so it does not learn to store it within this budget. The LSTM with its forget gate open solves the
 # task within two epochs. The LSTM with default gates (forget gate $\sigma(0)=0.5$ at the
 # start) is an LSTM too, yet it stalls within this budget: the architecture makes
 # long memory *possible*; the initialisation makes it *learnable quickly*.
@@ -337,8 +340,8 @@ record("rnn", model="LSTM (memory task) + char LSTM", parameters=count_parameter
 #   PyTorch's to float32 precision.
 # - A plain RNN's gradient vanishes exponentially with distance; the LSTM's additive cell
 #   path keeps it alive.
-# - On a 50-step memory task, the plain RNN stays at chance and the LSTM (forget gate
-#   initially open) solves it.
+# - On a 50-step memory task, the plain RNN stays close to chance and the LSTM (forget
+#   gate initially open) solves it.
 # - The same machinery, trained on characters, generates text one character at a time.
 #
 # ## Further reading

@@ -80,3 +80,12 @@ def test_large_scale_switch(monkeypatch):
     monkeypatch.setenv("FROMSCRATCH_SCALE", "huge")
     with pytest.raises(ValueError, match="FROMSCRATCH_SCALE"):
         cnn.CNNConfig.default()
+
+
+def test_layer_and_window_errors_are_clear():
+    with pytest.raises(TypeError, match="kernel_size must be an int"):
+        cnn.Conv2d(1, 4, (3, 3))
+    with pytest.raises(ValueError, match="does not fit"):
+        cnn.max_pool2d(torch.zeros(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        cnn.max_pool2d(torch.zeros(1, 1, 4, 4), 2, stride=0)

@@ -71,3 +71,16 @@ def test_char_windows_targets_are_shifted_inputs():
     assert X.shape[1] == 8 and torch.equal(Y, X + 1)
     with pytest.raises(ValueError, match="too short"):
         char_windows(torch.arange(5), block=8)
+
+
+def test_shipped_snapshot_is_fixed_and_matches_python_311_text():
+    import sys
+
+    text = load_text()
+    assert len(text) == 200_000 and text.startswith(load_text(max_chars=100))
+    if sys.version_info[:2] == (3, 11):
+        assert load_text(source="python").startswith(text[:50_000])
+    with pytest.raises(ValueError, match="snapshot has"):
+        load_text(max_chars=10**7)
+    with pytest.raises(ValueError, match="source"):
+        load_text(source="web")

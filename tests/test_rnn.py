@@ -81,3 +81,14 @@ def test_generate_is_reproducible_and_validates():
     assert torch.equal(a, b) and a.shape == (20,) and int(a.max()) < 10
     with pytest.raises(ValueError, match="temperature"):
         rnn.generate(model, prompt, 5, temperature=0)
+
+
+def test_empty_sequences_float64_and_train_mode():
+    with pytest.raises(ValueError, match="empty"):
+        rnn.Recurrent(rnn.GRUCell(2, 3))(torch.zeros(1, 0, 2))
+    cell = rnn.LSTMCell(2, 3).double()
+    out, _ = rnn.Recurrent(cell)(torch.zeros(1, 4, 2, dtype=torch.float64))
+    assert out.dtype == torch.float64
+    model = rnn.CharModel("rnn", 5, rnn.RNNConfig(embed=2, hidden=3)).train()
+    rnn.generate(model, torch.tensor([1]), 3)
+    assert model.training

@@ -20,7 +20,7 @@ from fromscratch.models.cnn import unfold_patches
 
 def max_pool2d(x, kernel_size, stride=None):
     ### BEGIN SOLUTION
-    stride = stride or kernel_size
+    stride = kernel_size if stride is None else stride
     patches = unfold_patches(x, kernel_size, kernel_size, stride)  # (N, Ho, Wo, C, k, k)
     return patches.amax(dim=(-1, -2)).permute(0, 3, 1, 2)  # (N, C, Ho, Wo)
     ### END SOLUTION

@@ -71,8 +71,10 @@ def fit(
 
     ``augment(xb, generator)`` may transform each input batch (e.g. random shifts).
     ``metric(model, X, y)`` defaults to :func:`accuracy`. ``cosine=True`` decays the
-    learning rate to zero over the run (a cosine schedule). Everything random is drawn
-    from a generator seeded with ``seed``, so a run repeats exactly on the same machine.
+    learning rate to zero over the run (a cosine schedule). The data order and
+    the augmentation are drawn from a generator seeded with ``seed``; dropout and weight
+    initialisation use PyTorch's global generator, so call ``torch.manual_seed`` before
+    building the model. Then a run repeats exactly on the same machine.
     """
     X, y = train
     _check_xy(X, y, "train")
@@ -133,9 +135,11 @@ def fit(
 @torch.no_grad()
 def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Model outputs for ``X``, computed in batches in eval mode, returned on the CPU."""
+    was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
     outs = [model(X[i : i + batch_size].to(dev)).cpu() for i in range(0, len(X), batch_size)]
+    model.train(was_training)
     return torch.cat(outs)
 
 

@@ -28,7 +28,7 @@ def _cases_max_pool():
     g = torch.Generator().manual_seed(0)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     return [
-        Case((r(1, 1, 4, 4), 2), label="one 4x4 image, 2x2 windows"),
+        Case((r(1, 1, 4, 6), 2), label="one 4x6 image, 2x2 windows"),
         Case((r(2, 3, 6, 6), 2), label="a batch with 3 channels"),
         Case((r(1, 2, 5, 5), 2), {"stride": 1}, label="overlapping windows (stride 1)"),
         Case((r(2, 1, 7, 7), 3), {"stride": 2}, label="3x3 windows, stride 2"),
@@ -38,7 +38,7 @@ def _cases_max_pool():
 
 
 def _ref_max_pool(x, kernel_size, stride=None):
-    return F.max_pool2d(x, kernel_size, stride or kernel_size)
+    return F.max_pool2d(x, kernel_size, kernel_size if stride is None else stride)
 
 
 def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
@@ -57,6 +57,20 @@ def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
             lambda x, k, stride=None: F.max_pool2d(x, k, stride or k).clamp(min=0),
             "negative windows came out as 0: start the running maximum at -inf or at the "
             "first value of the window, not at 0.",
+        ),
+        (
+            lambda x, k, stride=None: -F.max_pool2d(-x, k, stride or k),
+            "this is the *minimum* of each window; max pooling keeps the largest value.",
+        ),
+        (
+            lambda x, k, stride=None: F.max_pool2d(x, k, stride or 1),
+            "with stride=None the window must move by kernel_size (non-overlapping "
+            "windows); your default moves it by 1.",
+        ),
+        (
+            lambda x, k, stride=None: F.max_pool2d(x, k, stride or k).transpose(-1, -2),
+            "height and width are swapped in your output: the result must be "
+            "(N, C, H_out, W_out); check the order in your permute.",
         ),
     ]
     return check_function(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import textwrap
@@ -68,17 +69,31 @@ class Case:
     kwargs: dict = field(default_factory=dict)
     label: str = ""
 
-    def describe(self) -> str:
-        parts = [describe(a) for a in self.args]
+    def describe(self, names: Sequence[str] = ()) -> str:
+        """The arguments, named after the reference function's parameters when known."""
+        parts = [f"{n}={describe(a)}" if n else describe(a)
+                 for n, a in zip(list(names) + [""] * len(self.args), self.args)]
         parts += [f"{k}={describe(v)}" for k, v in self.kwargs.items()]
         text = ", ".join(parts)
         return f"{self.label}: {text}" if self.label else text
 
 
-def describe(value: Any, max_values: int = 6) -> str:
-    """A short, readable description of a value: tensors by shape and a few numbers."""
+def arg_names(fn: Callable) -> list:
+    """Parameter names of ``fn`` (empty when they cannot be read)."""
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def describe(value: Any, max_values: int = 6, full_up_to: int = 25) -> str:
+    """A readable description of a value: small tensors in full, larger ones by shape and
+    their first few numbers."""
     if isinstance(value, torch.Tensor):
-        flat = value.detach().flatten()
+        t = value.detach().cpu()
+        if 0 < t.numel() <= full_up_to:
+            return f"tensor of shape {tuple(t.shape)} {_nested(t.squeeze().tolist())}"
+        flat = t.flatten()
         head = ", ".join(_fmt(v) for v in flat[:max_values].tolist())
         more = ", ..." if flat.numel() > max_values else ""
         return f"tensor of shape {tuple(value.shape)} [{head}{more}]"
@@ -89,6 +104,12 @@ def describe(value: Any, max_values: int = 6) -> str:
         return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _nested(values) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_nested(v) for v in values) + "]"
+    return _fmt(values)
 
 
 def _fmt(v) -> str:
@@ -120,6 +141,8 @@ def compare(expected: Any, received: Any, atol: float = 1e-5, rtol: float = 1e-4
                 f"(largest difference {_fmt(diff)})"
             )
         return None
+    if isinstance(received, torch.Tensor) and received.numel() != 1:
+        return f"expected {describe(expected)}, received {describe(received)}"
     if isinstance(expected, float) or isinstance(received, float):
         try:
             r = float(received)
@@ -176,6 +199,7 @@ def check_function(
             strict,
         )
     passed = 0
+    names = arg_names(reference)
     for number, case in enumerate(cases, start=1):
         expected = reference(*case.args, **case.kwargs)
         try:
@@ -185,7 +209,7 @@ def check_function(
         except Exception as exc:  # the learner's bug, reported without a traceback
             lines = [
                 f"case {number} of {len(cases)} raised {_short_error(exc)}",
-                f"input: {case.describe()}",
+                f"input: {case.describe(names)}",
                 f"expected output: {describe(expected)}",
             ]
             lines += [f"hint: {hint}"] if hint else []
@@ -194,7 +218,7 @@ def check_function(
         if problem is not None:
             lines = [
                 f"case {number} of {len(cases)} is wrong",
-                f"input: {case.describe()}",
+                f"input: {case.describe(names)}",
                 f"expected: {describe(expected)}",
                 f"received: {describe(received)}",
                 f"difference: {problem}",

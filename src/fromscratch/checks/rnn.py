@@ -32,7 +32,8 @@ def _gru_reference(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
         return cell(x, h)
 
 
-def _gru_variant(flip_z=False, reset_before=False, order="rzn", no_reset=False):
+def _gru_variant(flip_z=False, reset_before=False, order="rzn", no_reset=False,
+                 b_hn_outside=False, no_bias_hh=False):
     """Typical wrong GRUs, used to recognise the learner's mistake."""
 
     def step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -40,12 +41,14 @@ def _gru_variant(flip_z=False, reset_before=False, order="rzn", no_reset=False):
         Wi = dict(zip(order, weight_ih.split(H)))
         Wh = dict(zip(order, weight_hh.split(H)))
         bi = dict(zip(order, bias_ih.split(H)))
-        bh = dict(zip(order, bias_hh.split(H)))
+        bh = dict(zip(order, (bias_hh * 0 if no_bias_hh else bias_hh).split(H)))
         r = torch.sigmoid(x @ Wi["r"].T + bi["r"] + h @ Wh["r"].T + bh["r"])
         z = torch.sigmoid(x @ Wi["z"].T + bi["z"] + h @ Wh["z"].T + bh["z"])
         if no_reset:
             r = torch.ones_like(r)
-        if reset_before:
+        if b_hn_outside:
+            n = torch.tanh(x @ Wi["n"].T + bi["n"] + r * (h @ Wh["n"].T) + bh["n"])
+        elif reset_before:
             n = torch.tanh(x @ Wi["n"].T + bi["n"] + (r * h) @ Wh["n"].T + bh["n"])
         else:
             n = torch.tanh(x @ Wi["n"].T + bi["n"] + r * (h @ Wh["n"].T + bh["n"]))
@@ -88,11 +91,17 @@ def check_gru_step(fn: Callable, strict: Optional[bool] = None):
          "new (r, z, n) in weight_ih, weight_hh and both biases."),
         (_gru_variant(no_reset=True),
          "the reset gate is missing from the candidate n."),
+        (_gru_variant(b_hn_outside=True),
+         "the bias b_hn sits outside the reset gate: PyTorch computes "
+         "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), with b_hn inside the product."),
+        (_gru_variant(no_bias_hh=True),
+         "bias_hh is missing: every gate adds both biases, b_i* and b_h*."),
     ]
     return check_function(
         "rnn-gru-step", fn, _gru_reference, _gru_cases(), mistakes=mistakes,
-        hint="split each weight into 3 blocks of hidden_size rows (r, z, n); r and z use "
-        "sigmoid, n uses tanh; the output has the shape of h.",
+        hint="split each weight and bias into 3 blocks of hidden_size rows (r, z, n); r and z "
+        "use sigmoid of input part + hidden part (both biases); n = tanh(W_in x + b_in + "
+        "r * (W_hn h + b_hn)); h_new = (1 - z) * n + z * h, of the shape of h.",
         atol=1e-5, strict=strict,
     )
 

@@ -1,31 +1,58 @@
-"""A character-level text corpus that ships with every CPython: ``pydoc_data.topics``."""
+"""A character-level text corpus: the help pages of Python's ``pydoc_data.topics``.
+
+The text ships with every CPython, but it changes from one Python version to the next, so
+the course ships a fixed snapshot (the first 200,000 characters, taken from CPython 3.11,
+limited to printable ASCII; Python Software Foundation License) inside this package:
+every learner, on any Python, trains on the same characters and can compare numbers with
+the website. ``load_text(source="python")`` reads the installed Python's own copy instead.
+"""
 
 from __future__ import annotations
 
+import gzip
+from importlib import resources
 from typing import Optional
 
 import torch
 
+SNAPSHOT = "pydoc_topics.txt.gz"
 
-def load_text(max_chars: Optional[int] = None) -> str:
-    """The help texts of Python's ``pydoc_data.topics`` (about 0.5 MB of English prose
-    about the language), joined in a fixed order and limited to printable ASCII."""
+
+def load_text(max_chars: Optional[int] = None, source: str = "snapshot") -> str:
+    """The help texts of Python's ``pydoc_data.topics`` (English prose about the language).
+
+    ``source="snapshot"`` (default) reads the fixed copy shipped with the course;
+    ``source="python"`` reads the running Python's own, which differs between versions.
+    """
+    if max_chars is not None and max_chars < 1:
+        raise ValueError(f"max_chars must be positive, got {max_chars}")
+    if source == "snapshot":
+        with resources.files(__package__).joinpath(SNAPSHOT).open("rb") as f:
+            text = gzip.decompress(f.read()).decode("ascii")
+        if max_chars is not None and max_chars > len(text):
+            raise ValueError(
+                f"the shipped snapshot has {len(text):,} characters, fewer than max_chars="
+                f"{max_chars:,}; use source='python' for the whole text"
+            )
+    elif source == "python":
+        text = _python_topics()
+    else:
+        raise ValueError(f"source must be 'snapshot' or 'python', got {source!r}")
+    return text if max_chars is None else text[:max_chars]
+
+
+def _python_topics() -> str:
     try:
         from pydoc_data.topics import topics
     except ImportError as exc:  # pragma: no cover - some distributions strip it
         raise ImportError(
-            "The text corpus is Python's own 'pydoc_data' module, which this Python "
-            "installation lacks (some Linux distributions move it into a separate "
-            "package such as python3-doc). Use a python.org, conda or Colab Python."
+            "This Python installation lacks the 'pydoc_data' module (some Linux "
+            "distributions move it into a separate package such as python3-doc). "
+            "Use the default load_text(source='snapshot') instead."
         ) from exc
     text = "\n\n".join(topics[k] for k in sorted(topics))
     allowed = set(chr(c) for c in range(32, 127)) | {"\n"}
-    text = "".join(ch for ch in text if ch in allowed)
-    if max_chars is not None:
-        if max_chars < 1:
-            raise ValueError(f"max_chars must be positive, got {max_chars}")
-        text = text[:max_chars]
-    return text
+    return "".join(ch for ch in text if ch in allowed)
 
 
 class CharVocab:
@@ -64,7 +91,9 @@ def char_windows(ids: torch.Tensor, block: int, stride: Optional[int] = None) ->
 
     Returns ``X, Y`` of shape ``(n, block)`` where ``Y[i, t] == ids[start + t + 1]``.
     """
-    stride = stride or block
+    stride = block if stride is None else stride
+    if stride < 1 or block < 1:
+        raise ValueError(f"block and stride must be >= 1, got {block} and {stride}")
     if ids.dim() != 1:
         raise ValueError(f"ids must be 1-D, got shape {tuple(ids.shape)}")
     if len(ids) < block + 1:

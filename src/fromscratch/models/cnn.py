@@ -75,6 +75,10 @@ def unfold_patches(x: torch.Tensor, kH: int, kW: int, stride: int = 1) -> torch.
 
     ``Tensor.unfold`` makes a view (no copy) that slides a window along one axis.
     """
+    if x.dim() != 4:
+        raise ValueError(f"expected x of shape (N, C, H, W), got {tuple(x.shape)}")
+    if kH > x.shape[2] or kW > x.shape[3]:
+        raise ValueError(f"a {kH}x{kW} window does not fit in a {x.shape[2]}x{x.shape[3]} input")
     return x.unfold(2, kH, stride).unfold(3, kW, stride).permute(0, 2, 3, 1, 4, 5)
 
 
@@ -93,17 +97,24 @@ def conv2d_unfold(x, weight, bias=None, stride: int = 1, padding: int = 0) -> to
 
 def max_pool2d(x: torch.Tensor, kernel_size: int, stride=None) -> torch.Tensor:
     """Max pooling: the largest value of each ``kernel_size`` window (stride defaults to it)."""
-    stride = stride or kernel_size
+    stride = kernel_size if stride is None else stride
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
     return unfold_patches(x, kernel_size, kernel_size, stride).amax(dim=(-1, -2)).permute(
         0, 3, 1, 2
     )
 
 
 class Conv2d(nn.Module):
-    """A convolution layer built on :func:`conv2d_unfold`; same parameters as ``nn.Conv2d``."""
+    """A convolution layer built on :func:`conv2d_unfold`, with ``nn.Conv2d``'s parameter
+    layout and initialisation. Square kernels, one stride and one padding for both axes."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
+        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding)):
+            if not isinstance(value, int):
+                raise TypeError(f"{name} must be an int (square kernels, same on both axes), "
+                                f"got {value!r}")
         self.stride, self.padding = stride, padding
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None

@@ -37,7 +37,7 @@ class _Cell(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def init_state(self, batch: int, device=None):
-        return torch.zeros(batch, self.hidden_size, device=device)
+        return self.weight_hh.new_zeros(batch, self.hidden_size, device=device)
 
     @staticmethod
     def hidden(state):
@@ -61,7 +61,7 @@ class LSTMCell(_Cell):
     n_gates = 4
 
     def init_state(self, batch: int, device=None):
-        z = torch.zeros(batch, self.hidden_size, device=device)
+        z = self.weight_hh.new_zeros(batch, self.hidden_size, device=device)
         return (z, z.clone())
 
     @staticmethod
@@ -121,6 +121,8 @@ class Recurrent(nn.Module):
         if x.dim() != 3:
             raise ValueError(f"expected (batch, time, features), got shape {tuple(x.shape)}")
         B, T, _ = x.shape
+        if T == 0:
+            raise ValueError("the sequences are empty (time length 0): nothing to run over")
         state = self.cell.init_state(B, x.device) if state is None else state
         outputs = []
         for t in range(T):  # one step at a time: the state carries the past
@@ -217,6 +219,7 @@ def generate(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if prompt_ids.dim() != 1 or len(prompt_ids) == 0:
         raise ValueError("prompt_ids must be a non-empty 1-D tensor of ids")
+    was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
     logits, state = model(prompt_ids[None].to(dev), return_state=True)
@@ -226,6 +229,7 @@ def generate(
         nxt = torch.multinomial(probs, 1, generator=generator)
         out.append(nxt.item())
         logits, state = model(nxt[None].to(dev), state, return_state=True)
+    model.train(was_training)
     return torch.tensor(out, dtype=torch.long)
 
 
