@@ -106,7 +106,7 @@ def test_class_scores(cnn_graded):
     assert scores == {
         "ada": ("3", "2", "5", "ok"),  # perfect
         "ben": ("3", "0", "3", "ok"),  # partial: forgot to shift
-        "cem": ("0", "0", "0", "ok"),  # untouched stubs
+        "cem": ("0", "0", "0", "not-attempted"),  # untouched stubs
         "dia": ("0", "2", "2", "cell-errors"),  # broken max_pool2d (syntax error)
         "eve": ("0", "2", "2", "tampered"),  # edited check, monkeypatched checks and F
     }
@@ -141,6 +141,9 @@ def test_feedback_and_instructor_files_intact(cnn_graded):
         r.student for r in book.results)
     text = (out / "feedback" / "ben.md").read_text()
     assert "**Total: 3 / 5 points**" in text and "unshifted" in text
+    dia = (out / "feedback" / "dia.md").read_text()  # a syntax error in the answer cell
+    assert "your answer cell for this exercise raised SyntaxError" in dia
+    assert "(line 1: `def max_pool2d" in dia and ".py, line" not in dia
     assert (FIXTURES / "deletes_files.ipynb").exists()  # graded in a temporary copy
     assert not (FIXTURES / "gradebook.csv").exists() and not (FIXTURES.parent / "gradebook.csv"
                                                                ).exists()
@@ -200,7 +203,7 @@ def test_rnn_class_from_the_command_line(tmp_path, capsys):
         "partial": ("0", "2", "ok"),
         "perfect": ("3", "2", "ok"),
         "tamper": ("0", "2", "tampered"),
-        "untouched": ("0", "0", "ok"),
+        "untouched": ("0", "0", "not-attempted"),
     }
     assert list(book) == sorted(book)
 

@@ -36,7 +36,7 @@ from .runtime import MIME
 # status codes, in the order they are listed in the gradebook
 STATUSES = ("no-notebook", "ambiguous-submission", "invalid-notebook", "wrong-assignment",
             "grader-error", "kernel-died", "timeout", "output-limit", "missing-cells",
-            "tampered", "read-reference", "cell-errors")
+            "tampered", "read-reference", "cell-errors", "not-attempted")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -275,15 +275,17 @@ def _payloads(cell, token: str) -> list:
 def _score(result, manifest, prepared, executed, info, token, options) -> None:
     checks, start, end = {}, None, None
     reads, spawned, restored = [], [], []
+    own_errors = {}  # exercise id -> the error its answer cell raised
     for index, (role, ex_id) in enumerate(prepared.roles):
         cell = executed.cells[index]
         if role == "student":
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
-                    result.cell_errors.append(
-                        f"cell {index}: `{first[:60]}` raised {output.get('ename')}: "
-                        f"{_ANSI.sub('', str(output.get('evalue')))[:200]}")
+                    error = _readable_error(output, cell.source)
+                    result.cell_errors.append(f"cell {index}: `{first[:60]}` raised {error}")
+                    if ex_id:
+                        own_errors.setdefault(ex_id, error)
         if role not in ("preamble", "check", "end"):
             continue
         for payload in _payloads(cell, token):
@@ -311,11 +313,30 @@ def _score(result, manifest, prepared, executed, info, token, options) -> None:
             continue
         exercise.status = payload.get("status", "failed")
         exercise.text = str(payload.get("text", ""))
+        if exercise.id in own_errors and exercise.status != "passed":
+            exercise.text = (f"your answer cell for this exercise raised {own_errors[exercise.id]}"
+                             "\n(fix that first: the check below ran without your code)\n\n"
+                             + exercise.text)
         exercise.points = exercise.max_points if exercise.status == "passed" else 0
         if options.reference == "zero" and exercise.id in read_ids and exercise.points:
             exercise.points = 0
             exercise.text += "\n(0 points: the reference solution was read while grading)"
     _problems_from_run(result, info, reads, spawned, restored, end, executed, prepared)
+
+
+def _readable_error(output, source: str) -> str:
+    """``SyntaxError: expected ':' (line 5: `def f(x)`)`` instead of IPython's temporary
+    file name (``(2937982192.py, line 5)``)."""
+    ename = output.get("ename")
+    evalue = _ANSI.sub("", str(output.get("evalue")))
+    m = re.search(r"\s*\((?:<[^>]+>|[^()]*\.py), line (\d+)\)", evalue)
+    if m:
+        lines = source.splitlines()
+        number = int(m.group(1))
+        code = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+        where = f"line {number}" + (f": `{code[:60]}`" if code else "")
+        evalue = evalue[: m.start()] + f" ({where})" + evalue[m.end():]
+    return f"{ename}: {evalue[:200]}"
 
 
 def _problems_from_run(result, info, reads, spawned, restored, end, executed, prepared) -> None:
@@ -350,6 +371,9 @@ def _problems_from_run(result, info, reads, spawned, restored, end, executed, pr
     if result.cell_errors:
         result.problems.append(("cell-errors", f"{len(result.cell_errors)} of your cells "
                                 "raised an error"))
+    if result.exercises and all(e.status == "not attempted" for e in result.exercises):
+        result.problems.append(("not-attempted", "every exercise still raises "
+                                "NotImplementedError (an untouched notebook?)"))
     if reads:
         result.problems.append(("read-reference", "read the reference solution(s) "
                                 + ", ".join(sorted(reads))))

@@ -216,8 +216,8 @@ def prepare(nb, manifest: Manifest, exercises: dict, token: str,
         if ex_id:
             last_of[ex_id] = i
     after = {i: ex_id for ex_id, i in last_of.items()}
-    for i, (source, _) in enumerate(student_cells):
-        add(source, "student")
+    for i, (source, ex_id) in enumerate(student_cells):
+        add(source, "student", ex_id)  # ex_id: the exercise whose answer cell this is, or ""
         if i in after:
             _add_check(add, grader, exercises[after[i]], after[i])
     for item in items:
