@@ -297,7 +297,9 @@ def val_perplexity(model, X, Y):
         return math.exp(F.cross_entropy(logits.reshape(-1, len(vocab)), Y.reshape(-1)).item())
 
 torch.manual_seed(0)
-char_model = rnn.CharModel("lstm", len(vocab), rnn.RNNConfig(embed=32, hidden=128))
+config = rnn.RNNConfig.default()  # FROMSCRATCH_SCALE=large: a wider model for a GPU
+print(config)
+char_model = rnn.CharModel("lstm", len(vocab), config)
 hist_char = fit(char_model, (X_chars, Y_chars), val=(X_val, Y_val), metric=val_perplexity,
                 epochs=6, lr=5e-3, batch_size=32, clip_grad=1.0, seed=0, desc="char LSTM")
 char_ppl = hist_char.final_val

@@ -153,8 +153,8 @@ def copy_from_torch(cell: _Cell, module: nn.Module) -> _Cell:
 class RNNConfig:
     """Sizes of the chapter's recurrent models. ``default()`` follows ``FROMSCRATCH_SCALE``."""
 
-    embed: int = 16  # size of the token embedding
-    hidden: int = 64  # size of the hidden state
+    embed: int = 32  # size of the token embedding
+    hidden: int = 128  # size of the hidden state
 
     @classmethod
     def default(cls) -> RNNConfig:
