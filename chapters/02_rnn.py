@@ -277,7 +277,8 @@ assert between > 2 * within.mean()
 #
 # Recurrent networks can also *generate*. A character model reads text and predicts the
 # next character at every step {cite:p}`karpathy2015unreasonable`. Our text is the help
-# pages that ship inside Python itself (`pydoc_data.topics`), so nothing is downloaded. We
+# pages that ship inside Python itself (`pydoc_data.topics`; the course package holds a fixed
+# snapshot, so every Python version sees the same text), so nothing is downloaded. We
 # train an LSTM on 54,000 characters and keep the last 6,000 for validation.
 
 # %%
@@ -290,17 +291,18 @@ print(f"{len(text):,} characters, vocabulary of {len(vocab)}, "
       f"{len(X_chars)} training windows of 64")
 print(repr(text[1000:1200]))
 
-# %%
-def val_perplexity(model, X, Y):
-    with torch.no_grad():
-        logits = model(X)
-        return math.exp(F.cross_entropy(logits.reshape(-1, len(vocab)), Y.reshape(-1)).item())
+# %% [markdown]
+# We judge the model by its validation {term}`perplexity`: the exponential of its mean
+# cross-entropy per character, the number of equally likely characters it is, on average,
+# as unsure as. A model that guesses uniformly scores the vocabulary size, 88. (Exercise 3
+# asks you to compute it yourself.)
 
+# %%
 torch.manual_seed(0)
 config = rnn.RNNConfig.default()  # FROMSCRATCH_SCALE=large: a wider model for a GPU
 print(config)
 char_model = rnn.CharModel("lstm", len(vocab), config)
-hist_char = fit(char_model, (X_chars, Y_chars), val=(X_val, Y_val), metric=val_perplexity,
+hist_char = fit(char_model, (X_chars, Y_chars), val=(X_val, Y_val), metric=rnn.perplexity,
                 epochs=6, lr=5e-3, batch_size=32, clip_grad=1.0, seed=0, desc="char LSTM")
 char_ppl = hist_char.final_val
 print("validation perplexity per epoch:", [round(p, 2) for p in hist_char.val_metric])

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from ..models.rnn import GRUCell, LSTMCell
+from ..models.rnn import GRUCell, LSTMCell, perplexity
 from .core import (
     Case,
     call_measurement,
@@ -153,15 +153,6 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
             f"{acc:.1%} (chance is 25%); the bar is {MEMORY_BAR:.0%}.", hint], strict)
     return passed(ex, f"{acc:.1%} validation accuracy at length {length} "
                   f"(bar {MEMORY_BAR:.0%}).", strict)
-
-
-@torch.no_grad()
-def perplexity(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
-    """exp(mean cross-entropy per character) of a character model on windows (X, Y)."""
-    model.eval()
-    logits = model(X)
-    ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
-    return math.exp(ce.item())
 
 
 def check_perplexity(measure: Callable, model: nn.Module, X: torch.Tensor, Y: torch.Tensor,

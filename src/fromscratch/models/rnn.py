@@ -233,6 +233,18 @@ def generate(
     return torch.tensor(out, dtype=torch.long)
 
 
+@torch.no_grad()
+def perplexity(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
+    """exp(mean cross-entropy per predicted token) of a language model on windows ``(X, Y)``:
+    the number of equally likely choices the model is, on average, as unsure as."""
+    was_training = model.training
+    model.eval()
+    logits = model(X)  # (n, block, vocab)
+    ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+    model.train(was_training)
+    return math.exp(ce.item())
+
+
 def gradient_norm_vs_distance(cell: _Cell, x: torch.Tensor) -> torch.Tensor:
     """How strongly a loss at the last step reaches back to earlier hidden states.
 
