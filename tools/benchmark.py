@@ -8,18 +8,18 @@ of run time, the kernel's peak memory and the chapter's recorded quality figures
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tools"))
 
-from fromscratch.report import METADATA_KEY  # noqa: E402
+from build_notebooks import execute  # noqa: E402
+
+from fromscratch.report import metrics_in  # noqa: E402
 
 LIMIT_S, LIMIT_MB = 60, 2048
 PEAK = (
@@ -32,17 +32,9 @@ PEAK = (
 def run(path: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PEAK))
-    os.environ["FROMSCRATCH_PROGRESS"] = "0"
-    start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    seconds = time.perf_counter() - start
+    seconds = execute(nb)
     peak = float(nb.cells[-1].outputs[0]["text"].split()[-1])
-    metrics = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            metrics.update(out.get("metadata", {}).get(METADATA_KEY, {}))
-    return {"seconds": seconds, "peak_mb": peak, "metrics": metrics}
+    return {"seconds": seconds, "peak_mb": peak, "metrics": metrics_in(nb)}
 
 
 def main(argv=None) -> int:

@@ -36,9 +36,9 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def read_metrics(notebook: Path) -> dict:
-    """The metrics a chapter notebook recorded (merged, in order), from its stored outputs."""
-    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+def metrics_in(nb: dict) -> dict:
+    """The metrics recorded in a notebook's outputs (merged, in order); ``nb`` is the
+    notebook as a dict (``json.load``) or an ``nbformat`` node."""
     found = {}
     for cell in nb.get("cells", []):
         for out in cell.get("outputs", []):
@@ -46,3 +46,8 @@ def read_metrics(notebook: Path) -> dict:
             if meta:
                 found.update(meta)
     return found
+
+
+def read_metrics(notebook: Path) -> dict:
+    """The metrics a chapter notebook recorded, from its stored outputs."""
+    return metrics_in(json.loads(Path(notebook).read_text(encoding="utf-8")))

@@ -10,13 +10,12 @@ import torch.nn.functional as F
 
 from .core import (
     Case,
+    call_factory,
     call_measurement,
     check_function,
     compare,
     describe,
     failed,
-    finish,
-    not_attempted,
     passed,
 )
 
@@ -93,15 +92,9 @@ def check_small_cnn(
     from ..training import accuracy, count_parameters, fit
 
     ex = "cnn-small-model"
-    try:
-        torch.manual_seed(seed)
-        model = make_model()
-    except NotImplementedError:
-        return finish(not_attempted(ex, "make_small_cnn"), strict)
-    except Exception as exc:
-        return failed(ex, [f"make_small_cnn() raised {type(exc).__name__}: {exc}"], strict)
-    if not isinstance(model, nn.Module):
-        return failed(ex, [f"make_small_cnn() must return an nn.Module, got {describe(model)}"], strict)
+    model, problem = call_factory(ex, make_model, "make_small_cnn", (), strict, seed)
+    if problem is not None:
+        return problem
     x = torch.zeros(2, 1, 8, 8)
     try:
         out = model(x)

@@ -303,3 +303,25 @@ def call_measurement(exercise: str, measure: Callable, name: str, args: tuple,
         return None, failed(exercise, [f"`{name}` must return a number, received "
                                        f"{describe(value)}"], strict)
     return float(value), None
+
+
+def call_factory(exercise: str, factory: Callable, name: str, args: tuple = (),
+                 strict: Optional[bool] = None, seed: int = 0):
+    """Call a learner's model-building function, seeded; it must return an ``nn.Module``.
+
+    Returns ``(model, None)`` on success or ``(None, result)`` with a ready CheckResult.
+    """
+    import torch.nn as nn
+
+    call = f"{name}({', '.join(map(repr, args))})"
+    try:
+        torch.manual_seed(seed)
+        model = factory(*args)
+    except NotImplementedError:
+        return None, finish(not_attempted(exercise, name), strict)
+    except Exception as exc:
+        return None, failed(exercise, [f"{call} raised {_short_error(exc)}"], strict)
+    if not isinstance(model, nn.Module):
+        return None, failed(exercise, [f"{call} must return an nn.Module, got {describe(model)}"],
+                            strict)
+    return model, None

@@ -11,12 +11,11 @@ import torch.nn as nn
 from ..models.rnn import GRUCell, LSTMCell, perplexity
 from .core import (
     Case,
+    call_factory,
     call_measurement,
     check_function,
     describe,
     failed,
-    finish,
-    not_attempted,
     passed,
 )
 
@@ -113,16 +112,9 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
     from ..training import accuracy, fit
 
     ex = "rnn-memory-model"
-    try:
-        torch.manual_seed(seed)
-        model = make_model(8, 4)
-    except NotImplementedError:
-        return finish(not_attempted(ex, "make_memory_model"), strict)
-    except Exception as exc:
-        return failed(ex, [f"make_memory_model(8, 4) raised {type(exc).__name__}: {exc}"], strict)
-    if not isinstance(model, nn.Module):
-        return failed(ex, [f"make_memory_model must return an nn.Module, got {describe(model)}"],
-                      strict)
+    model, problem = call_factory(ex, make_model, "make_memory_model", (8, 4), strict, seed)
+    if problem is not None:
+        return problem
     X, y = remember_first(2000, length, seed=seed)
     Xv, yv = remember_first(500, length, seed=seed + 1)
     try:
