@@ -66,3 +66,65 @@ def test_strict_mode_raises_with_the_feedback(monkeypatch):
     with pytest.raises(CheckFailed):
         check_function("demo", lambda x: x, _ref, cases)
     assert check_function("demo", _ref, _ref, cases).passed
+
+
+def test_forbidden_blocks_every_alias_and_restores():
+    from fromscratch.checks import core
+    from fromscratch.models import cnn
+
+    alias = cnn.max_pool2d
+    x = torch.randn(1, 1, 4, 4)
+    with core.forbidden(cnn.max_pool2d, (torch.nn.functional, "max_pool2d")):
+        with pytest.raises(core.UsedForbidden, match="fromscratch.models.cnn.max_pool2d"):
+            alias(x, 2)
+        with pytest.raises(core.UsedForbidden, match="max_pool2d"):
+            torch.nn.functional.max_pool2d(x, 2)
+    assert torch.equal(alias(x, 2), torch.nn.functional.max_pool2d(x, 2))
+
+
+def test_check_function_refuses_a_forbidden_implementation_by_name():
+    from fromscratch.models import cnn
+
+    cases = [Case((torch.randn(1, 1, 4, 4), 2))]
+    ref = lambda x, k: torch.nn.functional.max_pool2d(x, k)  # noqa: E731
+    r = check_function("demo", lambda x, k: cnn.max_pool2d(x, k), ref, cases, forbid=[cnn.max_pool2d])
+    assert r.status == "failed" and "fromscratch.models.cnn.max_pool2d" in r.text
+    assert check_function("demo", ref, ref, cases, forbid=[cnn.max_pool2d]).passed
+
+
+def test_measurement_that_changes_between_calls_names_training_mode():
+    from fromscratch.checks.core import check_measurement
+
+    model = torch.nn.Dropout(0.5)
+    x = torch.ones(1000)
+
+    def forgot_eval(m, x):
+        return m(x).mean().item()
+
+    def correct(m, x):
+        m.eval()
+        return m(x).mean().item()
+
+    r = check_measurement("demo", forgot_eval, "measure", (model, x), 1.0, model=model)
+    assert r.status == "failed" and "model.eval()" in r.text and "random" in r.text
+    assert check_measurement("demo", correct, "measure", (model, x), 1.0, model=model).passed
+    wrong = check_measurement("demo", lambda m, x: 100.0, "measure", (model, x), 1.0,
+                              known={"a percentage": 100.0})
+    assert "likely mistake: a percentage" in wrong.text and "expected: 1" in wrong.text
+
+
+def test_trained_model_pattern_checks_shape_requirements_and_bar():
+    from fromscratch.checks.core import check_trained_model
+
+    def run(factory, bar=0.5):
+        return check_trained_model(
+            "demo", factory, "make", (), probe=torch.zeros(2, 3), probe_text="zeros (2, 3)",
+            out_shape=(2, 4), shape_hint="end with 4 outputs", train=lambda m: 0.7, bar=bar,
+            score_text=lambda s: f"score {s:.2f}",
+            requirements=[lambda m: ["must be linear"] if not isinstance(m, torch.nn.Linear) else None])
+
+    assert run(lambda: torch.nn.Linear(3, 4)).passed
+    assert "expected: an output of shape (2, 4)" in run(lambda: torch.nn.Linear(3, 5)).text
+    assert "must be linear" in run(lambda: torch.nn.Sequential(torch.nn.Linear(3, 4))).text
+    assert "the bar is score 0.90" in run(lambda: torch.nn.Linear(3, 4), bar=0.9).text
+    assert run(lambda: 3).status == "failed"

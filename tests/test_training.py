@@ -60,3 +60,21 @@ def test_device_and_seed_settings(monkeypatch):
             config.device()
     with pytest.raises(ValueError, match="non-negative"):
         config.seed_everything(-1)
+
+
+def test_best_time_takes_the_minimum_after_warmup():
+    from fromscratch.training import best_time
+
+    calls = []
+    assert best_time(lambda: calls.append(1), repeat=3, warmup=2, number=4) >= 0
+    assert len(calls) == 2 + 3 * 4
+    with pytest.raises(ValueError):
+        best_time(lambda: None, repeat=0)
+
+
+def test_bound_prints_the_limit_not_the_noise():
+    from fromscratch.report import bound
+
+    assert bound(2.9e-6, 1e-5) == "< 1e-05"
+    with pytest.raises(AssertionError, match="not below"):
+        bound(float("nan"), 1e-5)

@@ -48,7 +48,7 @@ from fromscratch.models.rnn import RNNConfig, SequenceClassifier
 def make_memory_model(vocab_size, n_classes):
     return SequenceClassifier("gru", vocab_size, n_classes, RNNConfig(embed=8, hidden=32))
 
-# %% [mistake] one output per time step | expect: expected: logits of shape (3, 4)
+# %% [mistake] one output per time step | expect: expected: an output of shape (3, 4)
 import torch.nn as nn
 from fromscratch.models.rnn import Recurrent, make_cell
 

@@ -51,3 +51,12 @@ def metrics_in(nb: dict) -> dict:
 def read_metrics(notebook: Path) -> dict:
     """The metrics a chapter notebook recorded, from its stored outputs."""
     return metrics_in(json.loads(Path(notebook).read_text(encoding="utf-8")))
+
+
+def bound(value: float, limit: float) -> str:
+    """``"< 1e-05"`` after checking that ``value`` (e.g. a largest difference) is below
+    ``limit``: float noise differs between CPUs, so print the bound, not the noise digits."""
+    value = float(value)
+    if not value < limit:  # also catches NaN
+        raise AssertionError(f"{value:.3g} is not below {limit:g}")
+    return f"< {limit:g}"

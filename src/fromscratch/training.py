@@ -165,3 +165,24 @@ class Timer:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
         return False
+
+
+def best_time(fn: Callable, *, repeat: int = 5, warmup: int = 1, number: int = 1) -> float:
+    """Seconds one call of ``fn()`` takes: the best of ``repeat`` timings of ``number``
+    calls each, after ``warmup`` untimed calls.
+
+    The minimum is the least disturbed measurement (other work on the machine only adds
+    time), so ratios of best times are stable enough to assert with a wide margin.
+    """
+    if repeat < 1 or number < 1 or warmup < 0:
+        raise ValueError(f"repeat and number must be >= 1 and warmup >= 0, got "
+                         f"{repeat}, {number}, {warmup}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return min(times)

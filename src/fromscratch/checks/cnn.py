@@ -8,16 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (
-    Case,
-    call_factory,
-    call_measurement,
-    check_function,
-    compare,
-    describe,
-    failed,
-    passed,
-)
+from .core import Case, check_function, check_measurement, check_trained_model
 
 PARAM_BUDGET = 5_000
 ACCURACY_BAR = 0.95
@@ -91,48 +82,36 @@ def check_small_cnn(
     from ..data import load_digits_split, random_shift
     from ..training import accuracy, count_parameters, fit
 
-    ex = "cnn-small-model"
-    model, problem = call_factory(ex, make_model, "make_small_cnn", (), strict, seed)
-    if problem is not None:
-        return problem
-    x = torch.zeros(2, 1, 8, 8)
-    try:
-        out = model(x)
-    except Exception as exc:
-        return failed(ex, [
-            f"the model raised {type(exc).__name__}: {exc}",
-            "input: a batch of 2 digit images of shape (2, 1, 8, 8)",
-            "hint: print the shape after every layer; the Linear layer's in_features must "
-            "equal channels * height * width after the last pooling.",
-        ], strict)
-    if compare(torch.zeros(2, 10), out, atol=float("inf")) is not None:
-        return failed(ex, [
-            "input: a batch of 2 digit images of shape (2, 1, 8, 8)",
-            f"expected: logits of shape (2, 10); received: {describe(out)}",
-            "hint: end with a Linear layer to 10 outputs (one per digit), no softmax.",
-        ], strict)
-    n_params = count_parameters(model)
-    if n_params > PARAM_BUDGET:
-        return failed(ex, [
-            f"the model has {n_params:,} parameters; the budget is {PARAM_BUDGET:,}.",
-            "hint: convolutions are cheap (weights are shared); the dense layers after "
-            "flattening are where parameters go. Pool more, or use fewer channels or a "
-            "smaller hidden layer.",
-        ], strict)
-    split = load_digits_split()
-    torch.manual_seed(seed)
-    fit(model, split.train, epochs=epochs, lr=1e-2, batch_size=32, seed=seed, cosine=True,
-        augment=random_shift, device=torch.device("cpu"), progress=False)
-    acc = accuracy(model, *split.test)
-    if acc < ACCURACY_BAR:
-        return failed(ex, [
-            f"after {epochs} epochs of training the model reaches {acc:.1%} test accuracy; "
-            f"the bar is {ACCURACY_BAR:.0%} (with {n_params:,} parameters).",
+    def within_budget(model):
+        n = count_parameters(model)
+        if n > PARAM_BUDGET:
+            return [f"the model has {n:,} parameters; the budget is {PARAM_BUDGET:,}.",
+                    "hint: convolutions are cheap (weights are shared); the dense layers after "
+                    "flattening are where parameters go. Pool more, or use fewer channels or a "
+                    "smaller hidden layer."]
+        return None
+
+    def train(model):
+        split = load_digits_split()
+        fit(model, split.train, epochs=epochs, lr=1e-2, batch_size=32, seed=seed, cosine=True,
+            augment=random_shift, device=torch.device("cpu"), progress=False)
+        return accuracy(model, *split.test)
+
+    return check_trained_model(
+        "cnn-small-model", make_model, "make_small_cnn", (),
+        probe=torch.zeros(2, 1, 8, 8), probe_text="a batch of 2 digit images of shape (2, 1, 8, 8)",
+        out_shape=(2, 10),
+        shape_hint="print the shape after every layer; the Linear layer's in_features must "
+        "equal channels * height * width after the last pooling, and the model ends with a "
+        "Linear layer to 10 outputs (one per digit), no softmax.",
+        requirements=[within_budget], train=train, bar=ACCURACY_BAR,
+        score_text=lambda a: f"{a:.1%} test accuracy",
+        below_bar=lambda model, acc: [
             "hint: keep at least one convolution + pooling block with ReLU; a model that is "
-            "too narrow (e.g. 2 channels) cannot separate ten digits.",
-        ], strict)
-    return passed(ex, f"{n_params:,} parameters (budget {PARAM_BUDGET:,}), "
-                  f"{acc:.1%} test accuracy (bar {ACCURACY_BAR:.0%}).", strict)
+            "too narrow (e.g. 2 channels) cannot separate ten digits."],
+        success=lambda model, acc: f"{count_parameters(model):,} parameters (budget "
+        f"{PARAM_BUDGET:,}), {acc:.1%} test accuracy (bar {ACCURACY_BAR:.0%}).",
+        strict=strict, seed=seed)
 
 
 def shifted_accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, dx: int = 2) -> float:
@@ -149,19 +128,8 @@ def check_shifted_accuracy(measure: Callable, model: nn.Module, X: torch.Tensor,
     from ..data import shift_images
     from ..training import accuracy
 
-    ex = "cnn-shift-experiment"
-    value, problem = call_measurement(ex, measure, "measure_shifted_accuracy",
-                                      (model, X, y), strict)
-    if problem is not None:
-        return problem
-    if not 0.0 <= value <= 1.0:
-        return failed(ex, [f"an accuracy is a fraction between 0 and 1, received {value:.4g}",
-                           "hint: if you computed a percentage, divide by 100."], strict)
     expected = shifted_accuracy(model, X, y, dx=2)
     clean = accuracy(model, X, y)
-    if abs(value - expected) < 1e-6:
-        return passed(ex, f"accuracy on images shifted 2 px right: {value:.4f} "
-                      f"(unshifted: {clean:.4f}, a drop of {clean - value:.1%}).", strict)
     known = {
         "this is the accuracy on the *unshifted* test images: apply "
         "`shift_images(X, dx=2)` before evaluating.": clean,
@@ -169,13 +137,14 @@ def check_shifted_accuracy(measure: Callable, model: nn.Module, X: torch.Tensor,
         "a shift right is dx=+2.": shifted_accuracy(model, X, y, dx=-2),
         "this is the accuracy for a shift *down* (dy=2); the exercise shifts right "
         "(dx=2).": accuracy(model, shift_images(X, dy=2), y),
+        "this is a percentage: an accuracy is a fraction between 0 and 1; divide by 100.":
+            100 * expected,
     }
-    lines = ["input: the chapter's trained CNN and the test images, shifted 2 pixels right",
-             f"expected: {expected:.4f}", f"received: {value:.4f}"]
-    for message, wrong in known.items():
-        if abs(value - wrong) < 1e-6:
-            lines.append(f"likely mistake: {message}")
-            break
-    else:
-        lines.append("hint: use `shift_images(X, dx=2)` and `accuracy(model, X_shifted, y)`.")
-    return failed(ex, lines, strict)
+    return check_measurement(
+        "cnn-shift-experiment", measure, "measure_shifted_accuracy", (model, X, y), expected,
+        known=known, model=model,
+        input_text="the chapter's trained CNN and the test images, shifted 2 pixels right",
+        hint="use `shift_images(X, dx=2)` and `accuracy(model, X_shifted, y)`.",
+        success=lambda v: f"accuracy on images shifted 2 px right: {v:.4f} "
+        f"(unshifted: {clean:.4f}, a drop of {clean - v:.1%}).",
+        strict=strict)

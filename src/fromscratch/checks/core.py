@@ -6,6 +6,7 @@ import inspect
 import math
 import os
 import textwrap
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -185,12 +186,15 @@ def check_function(
     hint: str = "",
     atol: float = 1e-5,
     rtol: float = 1e-4,
+    forbid: Sequence = (),
     strict: Optional[bool] = None,
 ) -> CheckResult:
     """Run ``fn`` and ``reference`` on every case and compare.
 
     ``mistakes`` holds ``(wrong_fn, message)`` pairs: typical wrong implementations. When
-    the learner's output equals one of them, the check names that mistake.
+    the learner's output equals one of them, the check names that mistake. While ``fn``
+    runs, the implementations in ``forbid`` (see :func:`forbidden`) raise, so a solution
+    that only calls the course's or PyTorch's version of the piece is refused by name.
     """
     name = getattr(fn, "__name__", "your function")
     if not callable(fn):
@@ -203,9 +207,12 @@ def check_function(
     for number, case in enumerate(cases, start=1):
         expected = reference(*case.args, **case.kwargs)
         try:
-            received = fn(*_clone(case.args), **_clone(case.kwargs))
+            with forbidden(*forbid):
+                received = fn(*_clone(case.args), **_clone(case.kwargs))
         except NotImplementedError:
             return finish(not_attempted(exercise, name), strict)
+        except UsedForbidden as exc:
+            return used_forbidden(exercise, name, exc.name, strict)
         except Exception as exc:  # the learner's bug, reported without a traceback
             lines = [
                 f"case {number} of {len(cases)} raised {_short_error(exc)}",
@@ -281,47 +288,234 @@ def failed(exercise: str, lines: Sequence[str], strict: Optional[bool] = None) -
     return finish(CheckResult(exercise, FAIL, list(lines), 0, 1), strict)
 
 
-def call_measurement(exercise: str, measure: Callable, name: str, args: tuple,
-                     strict: Optional[bool] = None):
-    """Call an experiment function that must return a number.
+# --- Refusing the course's own implementation -------------------------------------------
 
-    Returns ``(value, None)`` on success or ``(None, result)`` with a ready CheckResult.
+class UsedForbidden(Exception):
+    """Raised inside a check when learner code calls an implementation it must write itself."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _sentinel_code(qualname: str):
+    """A code object, without free variables, that raises UsedForbidden(qualname)."""
+    short = qualname.rsplit(".", 1)[-1]
+    source = (f"def {short}(*args, **kwargs):\n"
+              f"    import fromscratch.checks.core as core\n"
+              f"    raise core.UsedForbidden({qualname!r})\n")
+    namespace: dict = {}
+    exec(compile(source, qualname, "exec"), namespace)
+    return namespace[short].__code__
+
+
+@contextmanager
+def forbidden(*targets):
+    """Make the given implementations unusable while learner code runs.
+
+    Each target is a Python function (its code is swapped for one that raises
+    :class:`UsedForbidden`, so the function fails under every alias it was imported as)
+    or a ``(owner, attribute)`` pair (the attribute is replaced by such a function, for
+    built-ins and wrapped functions whose code cannot be swapped). Everything is restored
+    on exit, also after an error.
     """
-    if not callable(measure):
-        return None, failed(exercise, [f"expected the function `{name}`, received "
-                                       f"{describe(measure)}"], strict)
+    swapped, replaced = [], []
     try:
-        value = measure(*args)
+        for target in targets:
+            if isinstance(target, tuple):
+                owner, attr = target
+                original = getattr(owner, attr)
+                qual = f"{getattr(owner, '__name__', type(owner).__name__)}.{attr}"
+                replaced.append((owner, attr, original))
+                setattr(owner, attr, _raiser(qual))
+                continue
+            while hasattr(target, "__wrapped__"):  # a decorated function: block the original
+                target = target.__wrapped__
+            code = getattr(target, "__code__", None)
+            if code is None or code.co_freevars:
+                raise TypeError(f"cannot forbid {target!r}: pass (owner, 'name') instead")
+            qual = f"{target.__module__}.{target.__qualname__}"
+            swapped.append((target, code))
+            target.__code__ = _sentinel_code(qual)
+        yield
+    finally:
+        for target, code in swapped:
+            target.__code__ = code
+        for owner, attr, original in replaced:
+            setattr(owner, attr, original)
+
+
+def _raiser(qualname: str):
+    def blocked(*args, **kwargs):
+        raise UsedForbidden(qualname)
+
+    return blocked
+
+
+def used_forbidden(exercise: str, name: str, what: str, strict: Optional[bool] = None) -> CheckResult:
+    return failed(exercise, [
+        f"your code calls `{what}`, an existing implementation of what this exercise asks "
+        f"you to write (`{name}`).",
+        "hint: the check refuses it on purpose: write the computation yourself from tensor "
+        "operations; the chapter shows the pieces you need.",
+    ], strict)
+
+
+# --- Shared check patterns ---------------------------------------------------------------
+
+def call_learner(exercise: str, fn: Callable, name: str, args: tuple = (), *,
+                 forbid: Sequence = (), strict: Optional[bool] = None, seed: Optional[int] = None):
+    """Call learner code ``fn(*args)`` with the ``forbid`` implementations blocked.
+
+    Returns ``(value, None)`` or ``(None, result)`` with a ready CheckResult: not attempted
+    (NotImplementedError), refused (an implementation from ``forbid`` was called) or failed
+    (any other exception, named without a traceback).
+    """
+    if not callable(fn):
+        return None, failed(exercise, [f"expected the function `{name}`, received {describe(fn)}"],
+                            strict)
+    try:
+        if seed is not None:
+            torch.manual_seed(seed)
+        with forbidden(*forbid):
+            return fn(*args), None
     except NotImplementedError:
         return None, finish(not_attempted(exercise, name), strict)
+    except UsedForbidden as exc:
+        return None, used_forbidden(exercise, name, exc.name, strict)
     except Exception as exc:
-        return None, failed(exercise, [f"`{name}` raised {_short_error(exc)}",
-                                       "input: " + ", ".join(describe(a) for a in args)], strict)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None, failed(exercise, [f"`{name}` must return a number, received "
-                                       f"{describe(value)}"], strict)
-    return float(value), None
+        call = f"{name}({', '.join(describe(a) for a in args)})"
+        return None, failed(exercise, [f"{call} raised {_short_error(exc)}"], strict)
 
 
 def call_factory(exercise: str, factory: Callable, name: str, args: tuple = (),
-                 strict: Optional[bool] = None, seed: int = 0):
+                 strict: Optional[bool] = None, seed: int = 0, forbid: Sequence = ()):
     """Call a learner's model-building function, seeded; it must return an ``nn.Module``.
 
     Returns ``(model, None)`` on success or ``(None, result)`` with a ready CheckResult.
     """
     import torch.nn as nn
 
-    call = f"{name}({', '.join(map(repr, args))})"
-    try:
-        torch.manual_seed(seed)
-        model = factory(*args)
-    except NotImplementedError:
-        return None, finish(not_attempted(exercise, name), strict)
-    except Exception as exc:
-        return None, failed(exercise, [f"{call} raised {_short_error(exc)}"], strict)
+    model, problem = call_learner(exercise, factory, name, args, forbid=forbid, strict=strict,
+                                  seed=seed)
+    if problem is not None:
+        return None, problem
     if not isinstance(model, nn.Module):
+        call = f"{name}({', '.join(map(repr, args))})"
         return None, failed(exercise, [f"{call} must return an nn.Module, got {describe(model)}"],
                             strict)
     return model, None
+
+
+def check_output_shape(exercise: str, model, x: torch.Tensor, expected_shape: tuple,
+                       input_text: str, hint: str, strict: Optional[bool] = None):
+    """Run ``model(x)``; ``None`` if it returns a tensor of ``expected_shape``, else a result."""
+    try:
+        out = model(x)
+    except Exception as exc:
+        return failed(exercise, [f"the model raised {_short_error(exc)}", f"input: {input_text}",
+                                 f"hint: {hint}"], strict)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(expected_shape):
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else describe(out)
+        return failed(exercise, [f"input: {input_text}",
+                                 f"expected: an output of shape {tuple(expected_shape)}; "
+                                 f"received: {got}", f"hint: {hint}"], strict)
+    return None
+
+
+def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, expected: float,
+                      *, known: Optional[dict] = None, input_text: str = "", hint: str = "",
+                      rel_tol: float = 1e-4, abs_tol: float = 1e-6, forbid: Sequence = (),
+                      model=None, success: Callable[[float], str] = None,
+                      strict: Optional[bool] = None) -> CheckResult:
+    """Check an experiment function that returns one number.
+
+    ``measure(*args)`` is called twice, with different random seeds; ``model`` (if given)
+    is put in training mode first, as ``fit`` leaves it. Two different results mean the
+    measurement is random, which for a model almost always means it was left in training
+    mode (dropout active): the feedback says so. ``known`` maps a message to the value
+    that a typical mistake produces; a match names the mistake.
+    """
+    values = []
+    for seed in (0, 1):
+        if model is not None:
+            model.train()
+        value, problem = call_learner(exercise, measure, name, args, forbid=forbid, strict=strict,
+                                      seed=seed)
+        if problem is not None:
+            return problem
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return failed(exercise, [f"`{name}` must return a number, received {describe(value)}"],
+                          strict)
+        values.append(float(value))
+    if model is not None:
+        model.eval()
+    first, second = values
+    lines = [f"input: {input_text}"] if input_text else []
+    if not math.isclose(first, second, rel_tol=rel_tol, abs_tol=abs_tol):
+        return failed(exercise, lines + [
+            f"two calls on the same input returned {first:.6g} and {second:.6g}: the "
+            "measurement is random.",
+            "likely mistake: the model is still in training mode, so dropout drops different "
+            "units on every call. Call model.eval() before measuring (and use torch.no_grad()).",
+        ], strict)
+    if math.isclose(first, expected, rel_tol=rel_tol, abs_tol=abs_tol):
+        return passed(exercise, success(first) if success else f"{first:.6g} matches.", strict)
+    lines += [f"expected: {expected:.6g}", f"received: {first:.6g}"]
+    for message, wrong in (known or {}).items():
+        if wrong is not None and math.isclose(first, wrong, rel_tol=rel_tol, abs_tol=abs_tol):
+            lines.append(f"likely mistake: {message}")
+            break
+    else:
+        if hint:
+            lines.append(f"hint: {hint}")
+    return failed(exercise, lines, strict)
+
+
+def check_trained_model(exercise: str, make_model: Callable, name: str, args: tuple, *,
+                        probe: torch.Tensor, probe_text: str, out_shape: tuple, shape_hint: str,
+                        train: Callable, bar: float, score_text: Callable[[float], str],
+                        requirements: Sequence[Callable] = (),
+                        below_bar: Optional[Callable] = None,
+                        success: Optional[Callable] = None, higher_is_better: bool = True,
+                        forbid: Sequence = (), strict: Optional[bool] = None,
+                        seed: int = 0) -> CheckResult:
+    """The shared pattern of every "change the model" exercise.
+
+    1. ``make_model(*args)`` is called (seeded) and must return an ``nn.Module``;
+    2. ``model(probe)`` must give an output of ``out_shape``;
+    3. each of ``requirements(model)`` returns ``None`` or the feedback lines of what the
+       exercise asks for and the model lacks (its architecture, a parameter budget, ...);
+    4. ``train(model)`` trains it with the check's fixed recipe and returns its score;
+       the score must reach ``bar``. ``below_bar(model, score)`` gives the hint lines then.
+    The implementations in ``forbid`` are blocked throughout (see :func:`forbidden`).
+    """
+    model, problem = call_factory(exercise, make_model, name, args, strict, seed, forbid)
+    if problem is not None:
+        return problem
+    with forbidden(*forbid):
+        try:
+            problem = check_output_shape(exercise, model, probe, out_shape, probe_text, shape_hint,
+                                         strict)
+            if problem is not None:
+                return problem
+            for requirement in requirements:
+                lines = requirement(model)
+                if lines:
+                    return failed(exercise, lines, strict)
+            torch.manual_seed(seed)
+            score = float(train(model))
+        except UsedForbidden as exc:
+            return used_forbidden(exercise, name, exc.name, strict)
+        except Exception as exc:
+            return failed(exercise, [f"training the model raised {_short_error(exc)}",
+                                     f"hint: {shape_hint}"], strict)
+    good = score >= bar if higher_is_better else score <= bar
+    if not good:
+        lines = [f"after training with the check's recipe: {score_text(score)}; "
+                 f"the bar is {score_text(bar)}."]
+        return failed(exercise, lines + (below_bar(model, score) if below_bar else []), strict)
+    return passed(exercise, success(model, score) if success else
+                  f"{score_text(score)} (bar {score_text(bar)}).", strict)

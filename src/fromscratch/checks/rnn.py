@@ -9,15 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..models.rnn import GRUCell, LSTMCell, perplexity
-from .core import (
-    Case,
-    call_factory,
-    call_measurement,
-    check_function,
-    describe,
-    failed,
-    passed,
-)
+from .core import Case, check_function, check_measurement, check_trained_model
 
 MEMORY_BAR = 0.9
 
@@ -111,67 +103,53 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
     from ..data import remember_first
     from ..training import accuracy, fit
 
-    ex = "rnn-memory-model"
-    model, problem = call_factory(ex, make_model, "make_memory_model", (8, 4), strict, seed)
-    if problem is not None:
-        return problem
-    X, y = remember_first(2000, length, seed=seed)
-    Xv, yv = remember_first(500, length, seed=seed + 1)
-    try:
-        out = model(Xv[:3])
-    except Exception as exc:
-        return failed(ex, [f"the model raised {type(exc).__name__}: {exc}",
-                           "input: token ids of shape (3, 50)"], strict)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (3, 4):
-        return failed(ex, ["input: token ids of shape (3, 50)",
-                           f"expected: logits of shape (3, 4); received: {describe(out)}"], strict)
-    fit(model, (X, y), epochs=epochs, lr=3e-3, batch_size=64, seed=seed, clip_grad=1.0,
-        device=torch.device("cpu"), progress=False)
-    acc = accuracy(model, Xv, yv)
-    if acc < MEMORY_BAR:
+    def train(model):
+        X, y = remember_first(2000, length, seed=seed)
+        fit(model, (X, y), epochs=epochs, lr=3e-3, batch_size=64, seed=seed, clip_grad=1.0,
+            device=torch.device("cpu"), progress=False)
+        return accuracy(model, *remember_first(500, length, seed=seed + 1))
+
+    def below_bar(model, acc):
         gated = any(isinstance(m, (GRUCell, LSTMCell, nn.GRU, nn.LSTM, nn.GRUCell, nn.LSTMCell))
                     for m in model.modules())
-        hint = (
+        return [
             "hint: the model is gated but still forgets: at the start its keep gate is half "
             "closed (sigmoid(0) = 0.5), so the first token fades within a few steps and no "
             "gradient reaches it. Initialise the bias of the gate that keeps the state "
             "(GRU: update gate z; LSTM: forget gate f) to a large value such as 3."
             if gated else
             "hint: a plain RNN forgets the first token; use a gated cell (kind='lstm' or "
-            "'gru') so the memory has an additive path through time."
-        )
-        return failed(ex, [
-            f"after {epochs} epochs on sequences of length {length}, validation accuracy is "
-            f"{acc:.1%} (chance is 25%); the bar is {MEMORY_BAR:.0%}.", hint], strict)
-    return passed(ex, f"{acc:.1%} validation accuracy at length {length} "
-                  f"(bar {MEMORY_BAR:.0%}).", strict)
+            "'gru') so the memory has an additive path through time."]
+
+    return check_trained_model(
+        "rnn-memory-model", make_model, "make_memory_model", (8, 4),
+        probe=remember_first(3, length, seed=seed + 2)[0], probe_text=f"token ids of shape (3, {length})",
+        out_shape=(3, 4), shape_hint="return one row of 4 logits per sequence, computed from the "
+        "hidden state after the last step.",
+        train=train, bar=MEMORY_BAR,
+        score_text=lambda a: f"{a:.1%} validation accuracy at length {length} (chance 25%)",
+        below_bar=below_bar, strict=strict, seed=seed)
 
 
 def check_perplexity(measure: Callable, model: nn.Module, X: torch.Tensor, Y: torch.Tensor,
                      strict: Optional[bool] = None):
     """Run ``measure(model, X, Y)`` and compare with the model's validation perplexity."""
-    ex = "rnn-perplexity"
-    value, problem = call_measurement(ex, measure, "measure_perplexity", (model, X, Y), strict)
-    if problem is not None:
-        return problem
     expected = perplexity(model, X, Y)
-    if math.isclose(value, expected, rel_tol=1e-4):
-        return passed(ex, f"validation perplexity {value:.3f}: on average the model is as "
-                      f"unsure as a uniform choice among {value:.1f} characters "
-                      f"(the vocabulary has {model.out.out_features}).", strict)
     ce = math.log(expected)
-    lines = ["input: the chapter's trained character model and the validation windows",
-             f"expected: {expected:.4f}", f"received: {value:.4g}"]
-    if math.isclose(value, ce, rel_tol=1e-4):
-        lines.append("likely mistake: this is the mean cross-entropy (in nats); perplexity "
-                     "is its exponential, math.exp(loss).")
-    elif math.isclose(value, ce / math.log(2), rel_tol=1e-4):
-        lines.append("likely mistake: this is the cross-entropy in bits; perplexity is "
-                     "exp of the mean loss in nats (or 2 ** bits).")
-    elif value > expected * 10:
-        lines.append("likely mistake: the value is far too large: did you exponentiate the "
-                     "*summed* loss instead of the mean per character?")
-    else:
-        lines.append("hint: compute the mean cross-entropy of model(X) against Y over every "
-                     "character, then take math.exp of it.")
-    return failed(ex, lines, strict)
+    known = {
+        "this is the mean cross-entropy (in nats); perplexity is its exponential, "
+        "math.exp(loss).": ce,
+        "this is the cross-entropy in bits; perplexity is exp of the mean loss in nats "
+        "(or 2 ** bits).": ce / math.log(2),
+    }
+    return check_measurement(
+        "rnn-perplexity", measure, "measure_perplexity", (model, X, Y), expected, known=known,
+        model=model, forbid=[perplexity],
+        input_text="the chapter's trained character model and the validation windows",
+        hint="compute the mean cross-entropy of model(X) against Y over every character, then "
+        "take math.exp of it. (If your number is far too large: did you exponentiate the "
+        "*summed* loss instead of the mean per character?)",
+        success=lambda v: f"validation perplexity {v:.3f}: on average the model is as unsure as "
+        f"a uniform choice among {v:.1f} characters (the vocabulary has "
+        f"{model.out.out_features}).",
+        strict=strict)
