@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 export FROMSCRATCH_PROGRESS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test install notebooks benchmark lint clean
+.PHONY: book test install notebooks benchmark portability clean
 
 install: $(STAMP)
 
@@ -34,10 +34,12 @@ book: install
 	@echo "Website built: open _build/html/index.html in a browser."
 	@echo "To run the notebooks yourself: $(BIN)/jupyter lab chapters/"
 
+# The unit, exercise and grading tests, then the notebook tests (tests/test_chapters.py:
+# each chapter executed once with the reference solutions in place and compared with its
+# committed outputs), then the website and its browser tests.
 test: install
-	$(BIN)/ruff check src tests tools
-	$(BIN)/pytest tests --ignore=tests/browser
-	$(BIN)/pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(BIN)/ruff check src tests tools chapters
+	$(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@if ls tests/browser/test_*.py >/dev/null 2>&1; then $(BIN)/pytest tests/browser; fi
 
@@ -49,6 +51,13 @@ notebooks: install
 # Run every chapter notebook and print run time, peak memory and quality figure.
 benchmark: install
 	$(BIN)/python tools/benchmark.py
+
+# The notebook tests as on other machines: PyTorch's portable kernels (as on an older or
+# another CPU), AVX2 kernels, and with two busy processes beside them.
+portability: install
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(BIN)/pytest tests/test_chapters.py -q -p no:cacheprovider
+	ATEN_CPU_CAPABILITY=avx2 $(BIN)/pytest tests/test_chapters.py -q -p no:cacheprovider
+	$(BIN)/python tools/with_load.py 2 -- $(BIN)/pytest tests/test_chapters.py -q -p no:cacheprovider
 
 clean:
 	rm -rf _build

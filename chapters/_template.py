@@ -1,0 +1,71 @@
+# %% [markdown]
+# # Chapter title (the model type)
+#
+# <!-- The template every chapter starts from. Copy it to chapters/NN_name.py, add the
+# chapter to _toc.yml and src/fromscratch/course_map.py, write its exercises in
+# exercises/<name>/, then `make notebooks`. The rules in the comments below are what the
+# tests and the reviewers hold every chapter to. -->
+#
+# Two or three paragraphs: what the model is for, the one idea it is built on, and what
+# this chapter builds, measures and proves.
+#
+# ```{admonition} Learning objectives
+# :class: tip
+# After this chapter you can
+# - ...
+# ```
+#
+# **Prerequisites**: earlier chapters this one builds on.
+#
+# | Key idea | Experiment that shows it |
+# |---|---|
+# | one row per key idea of the seed guide | [a link to its section](anchor) |
+#
+# Rules for every chapter (see also "Working on the course" in the README):
+# - Each piece is built step by step, shapes printed, and checked against PyTorch (or a
+#   second independent formulation) before it is used. The reusable version lives once
+#   in `src/fromscratch/`; the notebook imports and explains it.
+# - Every claim survives a control. Each comparison gives every side its own best honest
+#   recipe (chosen on a validation split, never on the test set); each learned model is
+#   compared with the simplest strong baseline (logistic regression, an n-gram, PCA, a
+#   scripted policy, ...); each "the model learned X" is shown against an untrained,
+#   shuffled or ablated control.
+# - No number in prose is typed by hand unless an output right there shows it; every
+#   measurement a key claim rests on is visible in the chapter, not hidden in the package.
+#   When a number disagrees with the story, change the story.
+# - Outputs must reproduce on any CPU within the tolerances of `tests/chapter_run.py`:
+#   print float noise as a bound (`fromscratch.report.bound`), not as digits; time with
+#   `fromscratch.training.best_time` and assert only ratios with wide margins; only
+#   timing and random-sample cells get the `nbval-ignore-output` tag.
+# - Figures: axis labels with units, integer epoch ticks, no curve hidden under another,
+#   one colour scale (with a colour bar) where panels are compared.
+# - Code lines stay short enough not to scroll sideways on the website.
+# - The whole notebook runs in under 60 s on 2 CPU cores, kernel under 2 GB; the quality
+#   bar is asserted in the notebook and recorded with `record(...)`.
+
+# %%
+from fromscratch import device, seed_everything
+
+seed_everything(0)
+print("device:", device())
+
+# %% [markdown]
+# ## Sections: data, each piece checked, the model, training, one section per key idea
+#
+# ## Results
+
+# %% [markdown]
+# ## Summary
+#
+# ## Further reading
+#
+# ## Exercises
+#
+# Each exercise has a check below it. Run your cell, then the check: it tells you which
+# input failed, what was expected and what your code returned.
+
+# %%
+from fromscratch.exercises import show_solution  # noqa: F401  (used by the learner)
+
+# %%
+# EXERCISES: <name>
