@@ -290,8 +290,10 @@ def failed(exercise: str, lines: Sequence[str], strict: Optional[bool] = None) -
 
 # --- Refusing the course's own implementation -------------------------------------------
 
-class UsedForbidden(Exception):
-    """Raised inside a check when learner code calls an implementation it must write itself."""
+class UsedForbidden(BaseException):
+    """Raised inside a check when learner code calls an implementation it must write itself.
+
+    A BaseException, so that a learner's ``except Exception`` cannot swallow it."""
 
     def __init__(self, name: str):
         super().__init__(name)
