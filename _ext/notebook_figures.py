@@ -1,0 +1,84 @@
+"""Sphinx extension: alt text and captions for the images of executed notebooks.
+
+myst-nb writes every image output of a notebook to a file named by the SHA-256 of its
+bytes and gives it no alt text (so browsers and screen readers fall back to the file
+name, a hash). The course's plotting helpers (``fromscratch.plotting``) store a
+description in each displayed figure's output metadata, ``{"alt": ..., "caption": ...}``
+under ``fromscratch_figure``. After a notebook is read, this extension finds each of its
+images by that hash and:
+
+- sets the alt text: the stored ``alt``; else the output's own ``text/plain`` when it
+  describes something (not matplotlib's ``<Figure size ...>``); else a generic phrase;
+- wraps the image in a figure with the stored ``caption``, if there is one.
+
+Nothing needs to be tagged in the chapter sources.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from docutils import nodes
+
+METADATA_KEY = "fromscratch_figure"  # = fromscratch.plotting.FIGURE_METADATA_KEY
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+GENERIC_ALT = "A figure produced by the code cell above"
+_MATPLOTLIB_REPR = re.compile(r"^<(Figure|matplotlib\.|Axes)")
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value or "")
+
+
+def describe_outputs(notebook: dict) -> dict:
+    """``{sha256 of image bytes: {"alt": str, "caption": str (optional)}}`` for every image
+    output of ``notebook`` (a notebook as a dict, ``json.load``)."""
+    found = {}
+    for cell in notebook.get("cells", []):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            meta = out.get("metadata", {}).get(METADATA_KEY) or {}
+            plain = _text(data.get("text/plain")).strip()
+            alt = str(meta.get("alt") or "").strip()
+            if not alt and plain and not _MATPLOTLIB_REPR.match(plain):
+                alt = plain
+            for mime in IMAGE_TYPES:
+                if mime not in data:
+                    continue
+                raw = base64.b64decode(_text(data[mime]))
+                entry = {"alt": alt or GENERIC_ALT}
+                if meta.get("caption"):
+                    entry["caption"] = str(meta["caption"]).strip()
+                found[hashlib.sha256(raw).hexdigest()] = entry
+    return found
+
+
+def _on_doctree_read(app, doctree) -> None:
+    path = Path(app.env.doc2path(app.env.docname))
+    if path.suffix != ".ipynb" or not path.exists():
+        return
+    described = describe_outputs(json.loads(path.read_text(encoding="utf-8")))
+    if not described:
+        return
+    for image in list(doctree.findall(nodes.image)):
+        info = described.get(Path(image.get("uri", "")).stem)
+        if info is None:
+            continue
+        if not image.get("alt"):
+            image["alt"] = info["alt"]
+        caption = info.get("caption")
+        if not caption or isinstance(image.parent, nodes.figure):
+            continue
+        figure = nodes.figure(classes=["notebook-figure"])
+        image.replace_self(figure)
+        figure += image
+        figure += nodes.caption(caption, caption)
+
+
+def setup(app):
+    app.connect("doctree-read", _on_doctree_read)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
