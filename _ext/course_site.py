@@ -1,4 +1,6 @@
-"""Sphinx extension: alt text and captions for the images of executed notebooks.
+"""Sphinx extension for the course website: notebook figures and notebook downloads.
+
+1. Alt text and captions for the images of executed notebooks.
 
 myst-nb writes every image output of a notebook to a file named by the SHA-256 of its
 bytes and gives it no alt text (so browsers and screen readers fall back to the file
@@ -12,6 +14,10 @@ images by that hash and:
 - wraps the image in a figure with the stored ``caption``, if there is one.
 
 Nothing needs to be tagged in the chapter sources.
+
+2. Each notebook page's ``.ipynb`` is copied next to its HTML page (``chapters/01_cnn.ipynb``
+beside ``chapters/01_cnn.html``), the target of the chapter's "Download the notebook" link
+(``tools/build_notebooks.py`` writes that link into the notebook).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 from docutils import nodes
@@ -79,6 +86,18 @@ def _on_doctree_read(app, doctree) -> None:
         figure += nodes.caption(caption, caption)
 
 
+def _copy_notebooks(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    for docname in app.env.found_docs:
+        source = Path(app.env.doc2path(docname))
+        if source.suffix == ".ipynb" and source.exists():
+            target = Path(app.outdir) / f"{docname}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+
 def setup(app):
     app.connect("doctree-read", _on_doctree_read)
+    app.connect("build-finished", _copy_notebooks)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
