@@ -15,6 +15,10 @@ images by that hash and:
 
 Nothing needs to be tagged in the chapter sources.
 
+3. A script the page would include twice is included once: sphinx-thebe adds its settings
+script (``const THEBE_JS_URL = ...``) once per read phase, and the second copy throws
+"Identifier 'THEBE_JS_URL' has already been declared" on every page.
+
 2. Each notebook page's ``.ipynb`` is copied next to its HTML page (``chapters/01_cnn.ipynb``
 beside ``chapters/01_cnn.html``), the target of the chapter's "Download the notebook" link
 (``tools/build_notebooks.py`` writes that link into the notebook).
@@ -97,7 +101,23 @@ def _copy_notebooks(app, exception) -> None:
             shutil.copyfile(source, target)
 
 
+def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        # the same script added twice at different priorities is still the same script
+        key = (str(getattr(script, "filename", script) or ""),  # None and "" both mean inline
+               tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
 def setup(app):
     app.connect("doctree-read", _on_doctree_read)
     app.connect("build-finished", _copy_notebooks)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -259,3 +259,11 @@ def test_glossary_links_every_term_to_a_chapter(page, site):
     assert len(entries) >= 13
     unlinked = [term for term, hrefs in entries if not any("chapters/" in h for h in hrefs)]
     assert not unlinked, f"glossary terms with no link to a chapter: {unlinked}"
+    targets = {h for _, hrefs in entries for h in hrefs if h.startswith("chapters/") and "#" in h}
+    missing = []
+    for href in sorted(targets):
+        path, anchor = href.split("#", 1)
+        page.goto(f"{site}/{path}", wait_until="load")
+        if page.locator(f"[id='{anchor}']").count() == 0:
+            missing.append(href)
+    assert not missing, f"glossary links to sections that do not exist: {missing}"
