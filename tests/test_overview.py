@@ -78,3 +78,33 @@ def test_format_metric():
     assert build_overview.format_metric("test_accuracy", 0.9911) == "99.1%"
     assert build_overview.format_metric("parameters", 53002) == "53,002"
     assert build_overview.format_metric("char_perplexity", 4.5678) == "4.57"
+
+
+def test_map_svgs_link_written_chapters_and_mark_the_rest_coming(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    written = [m for m in course_map.MODEL_TYPES if m.is_written(ROOT)]
+    for _, columns, width in build_overview.MAP_LAYOUTS:
+        svg = ET.fromstring(build_overview.render_svg(columns, width))
+        assert svg.get("viewBox").startswith(f"0 0 {width} ")
+        links = [a.get("href") for a in svg.findall("svg:a", ns)]
+        assert links == [f"{m.chapter}.html" for m in written]
+        coming = svg.findall("svg:g", ns)
+        assert len(coming) == 14 - len(written)
+        for g in coming:
+            assert "coming" in "".join(g.itertext())
+        sizes = {float(t.get("font-size")) for t in svg.iter("{http://www.w3.org/2000/svg}text")}
+        assert min(sizes) >= 11, "the smallest map text must stay readable on a phone"
+    nothing_written = build_overview.render_svg(1, 320, tmp_path)
+    assert "<a " not in nothing_written and nothing_written.count("(coming)") == 14
+
+
+def test_map_text_lines_fit_their_boxes():
+    """Each wrapped line fits its box at the generous character width the layout assumes."""
+    for _, columns, width in build_overview.MAP_LAYOUTS:
+        box_w = (width - 2 * 10 - (columns - 1) * 12) / columns - 2 * 10
+        for m in course_map.MODEL_TYPES:
+            for text in ("built from: " + ", ".join(m.built_from), f"{m.inputs} \u2192 {m.outputs}"):
+                for line in build_overview._wrap(text, box_w, build_overview.FONT["body"]):
+                    assert len(line) * build_overview.CHAR_EM * build_overview.FONT["body"] <= box_w

@@ -4,7 +4,8 @@ Each chapter is written as a plain Python file in jupytext's percent format,
 ``chapters/NN_name.py``. This script turns it into ``chapters/NN_name.ipynb``:
 
 1. a hidden first cell that installs the course package on Google Colab;
-2. the chapter's cells;
+2. the chapter's cells, with an "Open in Colab" badge and a notebook download link right
+   after the chapter's title;
 3. a cell ``# EXERCISES: <chapter>`` replaced by that chapter's exercises (prompt, stub,
    check), generated from ``exercises/<chapter>/`` with nbgrader metadata;
 
@@ -38,9 +39,29 @@ from fromscratch import exercises  # noqa: E402
 PLACEHOLDER = re.compile(r"^# EXERCISES: (\w+)\s*$")
 
 
-def colab_cell() -> str:
+def _repository() -> tuple:
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    url, branch = cfg["repository"]["url"], cfg["repository"].get("branch", "main")
+    return cfg["repository"]["url"].rstrip("/"), cfg["repository"].get("branch", "main")
+
+
+def badges_cell(stem: str) -> str:
+    """Markdown (HTML links, so it reads the same in Jupyter and on the website) with an
+    "Open in Colab" badge and a download link for ``chapters/<stem>.ipynb``. The website
+    serves each notebook next to its page, so the relative download link works there and
+    in a local Jupyter; the Colab address comes from ``repository`` in ``_config.yml``."""
+    url, branch = _repository()
+    owner_repo = url.removeprefix("https://github.com/")
+    colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/chapters/{stem}.ipynb"
+    return (
+        '<p class="chapter-badges">'
+        f'<a class="badge-colab" href="{colab}" target="_blank" rel="noopener">Open in Colab</a> '
+        f'<a class="badge-download" href="{stem}.ipynb" download="{stem}.ipynb">'
+        "Download the notebook (.ipynb)</a></p>"
+    )
+
+
+def colab_cell() -> str:
+    url, branch = _repository()
     return (
         "# Google Colab set-up: install the course package (skipped elsewhere, and when\n"
         "# already installed). Colab's own torch is kept: the package only needs torch>=2.1.\n"
@@ -59,6 +80,16 @@ def build(source: Path) -> nbformat.NotebookNode:
     """The notebook (without outputs) that ``source`` describes."""
     nb = jupytext.read(source)
     cells = [nbformat.v4.new_code_cell(colab_cell(), metadata={"tags": ["remove-cell"]})]
+    badges = nbformat.v4.new_markdown_cell(badges_cell(source.stem))
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and first.cell_type == "markdown" and first.source.startswith("# "):
+        title, _, rest = first.source.partition("\n")
+        cells += [nbformat.v4.new_markdown_cell(title), badges]
+        if rest.strip():
+            cells.append(nbformat.v4.new_markdown_cell(rest.strip("\n"), metadata=first.metadata))
+        nb.cells = nb.cells[1:]
+    else:
+        cells.append(badges)
     for cell in nb.cells:
         m = PLACEHOLDER.match(cell.source.strip()) if cell.cell_type == "code" else None
         if not m:

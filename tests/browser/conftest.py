@@ -91,8 +91,9 @@ def browser_context(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser_context):
-    """A new tab, with ``page.problems``: console errors, page errors and failed requests."""
+def page(browser_context, site):
+    """A new tab, with ``page.problems``: console errors, page errors, failed requests,
+    HTTP errors and any request that leaves the local server (the site must work offline)."""
     tab = browser_context.new_page()
     tab.problems = []
     mathjax = _local_mathjax()
@@ -114,6 +115,9 @@ def page(browser_context):
         ("requestfailed", r.failure or "", r.url)))
     tab.on("response", lambda r: r.status >= 400 and tab.problems.append(
         ("http", str(r.status), r.url)))
+    local = (site, "data:", "blob:", "about:")
+    tab.on("request", lambda r: r.url.startswith(local) or tab.problems.append(
+        ("external", "a request outside the site", r.url)))
     yield tab
     tab.close()
 
