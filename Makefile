@@ -38,7 +38,7 @@ book: install
 # each chapter executed once with the reference solutions in place and compared with its
 # committed outputs), then the website and its browser tests.
 test: install
-	$(BIN)/ruff check src tests tools chapters
+	$(BIN)/ruff check src tests tools _ext chapters
 	$(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@if ls tests/browser/test_*.py >/dev/null 2>&1; then $(BIN)/pytest tests/browser; fi
