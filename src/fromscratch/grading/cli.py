@@ -138,3 +138,7 @@ def assign_entry() -> None:
 
 def grade_entry() -> None:
     sys.exit(grade_main())
+
+
+if __name__ == "__main__":
+    grade_entry()
