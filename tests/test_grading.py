@@ -142,7 +142,7 @@ def test_class_scores(cnn_graded):
         "eve": ("0", "2", "2", "tampered"),  # edited check, monkeypatched checks and F
     }
     assert "check cell of cnn-max-pool was edited" in book["eve"]["notes"]
-    assert "torch.nn.functional.max_pool2d" in book["eve"]["notes"]
+    assert "1 code cell(s) of your own were not run" in book["eve"]["notes"]  # F patch: not run
 
 
 def test_bad_submissions_each_get_a_row(cnn_graded):
@@ -353,7 +353,6 @@ def test_hostile_grades_cannot_be_forged(hostile_graded):
     for name in ("fake_grader", "forge_result", "steal_reference", "environ_leak"):
         assert rows[name]["cnn-max-pool"] == "0", (name, rows[name])
         assert rows[name]["cnn-shift-experiment"] == "2", (name, rows[name])  # untouched
-    assert "tampered" in rows["fake_grader"]["status"]
     assert "kernel-died" in rows["forge_result"]["status"]  # it left before its check
 
 
@@ -362,8 +361,9 @@ def test_hostile_secrets_processes_and_network(hostile_graded):
     text = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
     assert SECRET not in text  # the grader's environment never reaches the sandbox
     assert "ENV " in (out / "feedback" / "environ_leak.md").read_text()  # the attempt ran
-    assert rows["kill_everyone"]["total"] == "5"  # it saw only its own sandbox
+    assert rows["kill_everyone"]["total"] == "2"  # signalling others: 0 for that exercise
     assert "tried to signal" in rows["kill_everyone"]["notes"]
+    assert all(rows[s]["status"] == "ok" for s in ("ada", "_under", "a_b"))  # still alive
     assert rows["network"]["total"] == "5" and "NETWORK REACHED" not in text
     assert not _processes_with("4321")  # no process outlives its sandbox
     assert "orphan_forger" not in (out / "gradebook.csv").read_text()

@@ -314,7 +314,8 @@ def _verdict(exercise: dict, messages: list, outcome: str) -> dict:
         line = error.get("line")
         error = {"type": _text(error.get("type"), 100), "message": _text(error.get("message"),
                                                                           300),
-                 "line": line if isinstance(line, int) else None}
+                 "line": line if isinstance(line, int) else None,
+                 "code": _text(error.get("code"), 80)}
     else:
         error = None
     out = {"outcome": outcome, "answer_ran": answer is not None, "answer_error": error,
@@ -403,7 +404,7 @@ def _child(exercise: dict, ns: dict, snapshot: dict, package_path: list, fd: int
         try:
             exec(compile(_python_source(source), "<answer>", "exec"), ns)
         except BaseException as exc:  # noqa: BLE001 - the learner's code may raise anything
-            error = _describe_error(exc)
+            error = _describe_error(exc, source)
         audit.phase = "check"
     send({"phase": "answer-done", "error": error})
     audit.active = False
@@ -468,7 +469,7 @@ def _python_source(source: str) -> str:
         return source
 
 
-def _describe_error(exc: BaseException) -> dict:
+def _describe_error(exc: BaseException, source: str = "") -> dict:
     line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
     if line is None:
         tb = exc.__traceback__
@@ -479,7 +480,10 @@ def _describe_error(exc: BaseException) -> dict:
     message = str(exc)
     if isinstance(exc, SyntaxError):
         message = exc.msg
-    return {"type": type(exc).__name__, "message": message[:300], "line": line}
+    lines = source.splitlines()
+    code = lines[line - 1].strip()[:60] if isinstance(line, int) and 0 < line <= len(lines) \
+        else ""
+    return {"type": type(exc).__name__, "message": message[:300], "line": line, "code": code}
 
 
 class _Audit:

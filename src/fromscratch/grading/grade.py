@@ -491,7 +491,8 @@ def _score_exercise(result, exercise, event, options) -> None:
     outcome = str(event.get("outcome", ""))
     error = event.get("answer_error")
     if isinstance(error, dict) and error.get("type") != "NotImplementedError":
-        where = f" (line {error['line']})" if error.get("line") else ""
+        where = f" (line {error['line']}" + (f": `{error['code']}`" if error.get("code") else "") \
+            + ")" if error.get("line") else ""
         text = f"{error.get('type')}: {error.get('message')}{where}"
         result.cell_errors.append(f"answer to {ex_id}: {text}")
         error_text = text
