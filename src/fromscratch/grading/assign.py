@@ -107,7 +107,7 @@ def build_notebook(manifest: Manifest, chosen: list, solution: bool) -> nbformat
         prompt, answer, check = ex_mod.notebook_cells(ex, number, solution=solution)
         prompt["source"] = _without_solution_hint(prompt["source"])
         if solution:
-            check["source"] = strict_check(ex.check)
+            check["source"] = strict_check(ex.check, ex.points)
         for cell in (prompt, answer, check):
             cell["metadata"]["nbgrader"].setdefault("task", False)
             cells.append(nbformat.from_dict(cell))
@@ -133,13 +133,17 @@ def _intro(manifest: Manifest, solution: bool) -> str:
             "| # | Exercise | id | Points |\n|---|---|---|---|\n" + rows + "\n\n"
             "**How to work:** write your code where a cell says `raise NotImplementedError()`, "
             "then run the check cell below it, as often as you like. Keep the function names. "
-            "You may add cells of your own.\n\n"
-            "**Before you submit:** *Restart & Run All*, then save. Grading runs your notebook "
-            "from the top in a fresh kernel with the original set-up and check cells (edits "
-            "to them are ignored and reported), with a time limit per cell.")
+            "You may add cells of your own to try things out, but grading runs **only each "
+            "exercise's answer cell, on its own**, after the set-up cells: keep everything an "
+            "answer needs (imports, helper functions) inside its answer cell.\n\n"
+            "**Before you submit:** *Restart & Run All*, then save. Grading uses the original "
+            "set-up and check cells (edits to them are ignored and reported), with a time "
+            "limit per cell.")
     if solution:
-        text += ("\n\n*nbgrader source version: solutions are between `### BEGIN SOLUTION` and "
-                 "`### END SOLUTION`; the check cells raise when they fail.*")
+        # nbgrader reads every line naming a solution marker as a marker: name none here
+        text += ("\n\n*nbgrader source version: the solutions are marked for nbgrader; "
+                 "each check cell raises when its check fails and otherwise shows the "
+                 "exercise's points.*")
     return text
 
 

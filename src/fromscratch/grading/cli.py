@@ -8,6 +8,7 @@ import sys
 from .assign import make_assignment
 from .grade import Options, grade
 from .manifest import ManifestError
+from .sandbox import SandboxUnavailable
 
 
 def _points(values: list) -> dict:
@@ -61,8 +62,9 @@ def grade_main(argv: list | None = None) -> int:
     d = Options()
     parser = argparse.ArgumentParser(
         prog="fromscratch-grade",
-        description="Grade submitted notebooks: each runs in a fresh kernel, in a temporary "
-        "folder, with the assignment's original set-up and check cells. Writes "
+        description="Grade submitted notebooks: each in its own bubblewrap sandbox, where "
+        "each exercise's answer cell runs on its own with the assignment's original set-up "
+        "and check. Writes "
         "<out>/gradebook.csv and <out>/feedback/<student>.md.")
     parser.add_argument("assignment", help="the assignment's manifest.json, or its folder")
     parser.add_argument("submissions", help="folder of submissions: <student>.ipynb, or "
@@ -73,46 +75,59 @@ def grade_main(argv: list | None = None) -> int:
                         help="notebooks graded at the same time, about one per CPU core "
                         "(default: %(default)s)")
     parser.add_argument("--cell-timeout", type=int, default=d.cell_timeout, metavar="S",
-                        help="seconds one cell may run; a cell past it is left out and the "
-                        "notebook run again without it (default: %(default)s)")
+                        help="seconds one answer cell may run (default: %(default)s)")
+    parser.add_argument("--check-timeout", type=int, default=d.check_timeout, metavar="S",
+                        help="seconds one check may run (it calls the answer; some checks "
+                        "train a model) (default: %(default)s)")
     parser.add_argument("--timeout", type=int, default=d.total_timeout, metavar="S",
-                        help="seconds for one whole notebook, all attempts together "
+                        help="seconds for one whole submission, start-up included "
                         "(default: %(default)s)")
     parser.add_argument("--max-output-kb", type=int, default=d.max_output_kb, metavar="KB",
-                        help="output kept per notebook; the rest is dropped and the "
+                        help="learner output read per submission; the rest is dropped and the "
                         "submission marked output-limit (default: %(default)s)")
     parser.add_argument("--reference", choices=("flag", "zero"), default=d.reference,
-                        help="a notebook that reads the reference solutions (show_solution, "
-                        "the exercise files) is marked read-reference; 'zero' also gives 0 "
-                        "points for those exercises (default: %(default)s)")
-    parser.add_argument("--allow-network", action="store_true",
-                        help="do not cut the kernels off the network")
-    parser.add_argument("--same-user", action="store_true",
-                        help="when running as root, do not switch the kernels to user "
-                        "'nobody'")
-    parser.add_argument("--save-executed", action="store_true",
-                        help="keep each executed notebook in <out>/executed/<student>.ipynb")
+                        help="an answer that tries to read the reference solutions (they are "
+                        "not visible in the sandbox) is marked read-reference; 'zero' also "
+                        "gives 0 points for those exercises (default: %(default)s)")
+    parser.add_argument("--memory-mb", type=int, default=d.memory_mb, metavar="MB",
+                        help="address space of each sandboxed process (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=d.processes, metavar="N",
+                        help="processes and threads per sandbox (default: %(default)s)")
+    parser.add_argument("--disk-mb", type=int, default=d.disk_mb, metavar="MB",
+                        help="size of each sandbox's writable work copy (default: %(default)s)")
+    parser.add_argument("--restart", action="store_true",
+                        help="grade every submission again instead of resuming the finished "
+                        "rows of an earlier run into the same output folder")
     parser.add_argument("--allow-changed-checks", action="store_true",
                         help="grade even if a check or set-up cell changed since the "
                         "assignment was made")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade without the bubblewrap sandbox (learner code can then read "
+                        "and write whatever you can): only for a class you trust, or where "
+                        "bwrap cannot run")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     options = Options(workers=args.workers, cell_timeout=args.cell_timeout,
-                      total_timeout=args.timeout, max_output_kb=args.max_output_kb,
-                      reference=args.reference, network=not args.allow_network,
-                      switch_user=not args.same_user, save_executed=args.save_executed,
-                      allow_changed_checks=args.allow_changed_checks)
+                      check_timeout=args.check_timeout, total_timeout=args.timeout,
+                      max_output_kb=args.max_output_kb, reference=args.reference,
+                      memory_mb=args.memory_mb, processes=args.processes,
+                      disk_mb=args.disk_mb, allow_changed_checks=args.allow_changed_checks,
+                      unsafe_no_sandbox=args.unsafe_no_sandbox, resume=not args.restart)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
         book = grade(args.assignment, args.submissions, args.out, options, progress=say)
-    except (ManifestError, FileNotFoundError, ValueError) as exc:
+    except (ManifestError, FileNotFoundError, ValueError, SandboxUnavailable) as exc:
         print(f"fromscratch-grade: error: {exc}", file=sys.stderr)
         return 2
     counts: dict = {}
     for r in book.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    print(f"{len(book.results)} graded: {summary}")
+    print(f"{len(book.results)} graded: {summary}"
+          + (f" ({book.resumed} resumed from an earlier run)" if book.resumed else ""))
+    if book.skipped:
+        print(f"{len(book.skipped)} entr{'y' if len(book.skipped) == 1 else 'ies'} skipped: "
+              + "; ".join(f"{n} ({r})" for n, r in book.skipped))
     print(f"gradebook: {book.csv_path}")
     return 0
 
@@ -123,3 +138,7 @@ def assign_entry() -> None:
 
 def grade_entry() -> None:
     sys.exit(grade_main())
+
+
+if __name__ == "__main__":
+    grade_entry()

@@ -1,43 +1,48 @@
 """Grade a folder of submissions into a CSV gradebook and one feedback file per student.
 
-Each submission is copied into its own temporary folder and executed by a worker process
-(:mod:`fromscratch.grading.execute`) in a fresh, sandboxed kernel
-(:mod:`fromscratch.grading.sandbox`), with the pristine setup and check cells
-(:mod:`fromscratch.grading.submissions`); the checks' results are read back from the
-executed notebook, tagged with a random token of this run (:mod:`fromscratch.grading.runtime`).
-Whatever goes wrong with one submission becomes that student's status; the run goes on.
+Each submission is graded in its own bubblewrap sandbox (:mod:`fromscratch.grading.sandbox`)
+by the checker (:mod:`fromscratch.grading.checker`): the pristine set-up cells, then each
+exercise's answer cell on its own with the pristine check, in a process learner code never
+shares with the grader. The checker's results come back over a pipe that only the
+checker's PID 1 holds. Whatever goes wrong with one submission becomes that student's
+status; the run goes on.
+
+Nothing is lost: every finished submission is appended to ``<out>/.journal.jsonl`` and the
+gradebook and its feedback file are rewritten at once, so a grader killed halfway leaves
+every finished row, and running it again resumes (a submission whose file, assignment
+and options are unchanged is not graded again). Every wait is bounded.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import os
-import re
-import secrets
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
-
-import nbformat
 
 from .. import exercises as ex_mod
 from . import manifest as manifest_mod
 from . import sandbox, submissions
-from .runtime import MIME
 
 # status codes, in the order they are listed in the gradebook
 STATUSES = ("no-notebook", "ambiguous-submission", "invalid-notebook", "wrong-assignment",
             "grader-error", "kernel-died", "timeout", "output-limit", "missing-cells",
             "tampered", "read-reference", "cell-errors", "not-attempted")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+JOURNAL = ".journal.jsonl"
+_ISOLATION_CACHE: dict = {}
 
 
 @dataclass
@@ -45,14 +50,17 @@ class Options:
     """Grading settings (the command line's options)."""
 
     workers: int = 2
-    cell_timeout: int = 60  # seconds for one cell
-    total_timeout: int = 300  # seconds for a whole notebook, all attempts together
-    max_output_kb: int = 1024  # outputs kept per notebook
-    reference: str = "flag"  # reading the reference solutions: "flag" or "zero"
-    network: bool = True  # cut the kernel off the network where possible
-    switch_user: bool = True  # run the kernel as 'nobody' when the grader is root
-    save_executed: bool = False  # keep the executed notebooks in <out>/executed/
+    cell_timeout: int = 60  # seconds for one answer cell
+    check_timeout: int = 180  # seconds for one check (it calls the answer; some train)
+    total_timeout: int = 600  # seconds for a whole submission, start-up included
+    max_output_kb: int = 1024  # learner output read per submission; the rest is dropped
+    reference: str = "flag"  # trying to read the reference solutions: "flag" or "zero"
+    memory_mb: int = 4096
+    processes: int = 64
+    disk_mb: int = 200
     allow_changed_checks: bool = False
+    unsafe_no_sandbox: bool = False  # no bubblewrap: only for a class you trust
+    resume: bool = True  # reuse finished rows of an earlier run into the same folder
 
 
 @dataclass
@@ -84,6 +92,16 @@ class StudentResult:
         codes = {code for code, _ in self.problems}
         return ";".join(c for c in STATUSES if c in codes) or "ok"
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudentResult:
+        data = dict(data)
+        data["exercises"] = [ExerciseResult(**e) for e in data.get("exercises", [])]
+        data["problems"] = [tuple(p) for p in data.get("problems", [])]
+        return cls(**data)
+
 
 @dataclass
 class Gradebook:
@@ -93,12 +111,24 @@ class Gradebook:
     feedback_dir: Path
     isolation: sandbox.Isolation
     seconds: float
+    skipped: list = field(default_factory=list)  # (entry name, reason)
+    resumed: int = 0
+
+
+def isolation_for(options: Options) -> sandbox.Isolation:
+    """The sandbox set-up (probed once per process)."""
+    key = bool(options.unsafe_no_sandbox)
+    if key not in _ISOLATION_CACHE:
+        _ISOLATION_CACHE[key] = sandbox.detect(unsafe_no_sandbox=key)
+    return _ISOLATION_CACHE[key]
 
 
 def grade(assignment, submissions_dir, out_dir, options: Options | None = None,
           progress: Callable[[str], None] | None = None) -> Gradebook:
     """Grade every submission in ``submissions_dir`` against ``assignment`` (a manifest file
-    or its folder); write ``<out_dir>/gradebook.csv`` and ``<out_dir>/feedback/<student>.md``."""
+    or its folder); write ``<out_dir>/gradebook.csv`` and ``<out_dir>/feedback/<name>.md``
+    as each submission finishes. Raises :class:`sandbox.SandboxUnavailable` when no
+    sandbox can be made here (see ``Options.unsafe_no_sandbox``)."""
     options = options or Options()
     if options.reference not in ("flag", "zero"):
         raise ValueError(f"reference policy must be 'flag' or 'zero', got {options.reference!r}")
@@ -106,46 +136,128 @@ def grade(assignment, submissions_dir, out_dir, options: Options | None = None,
     start = time.monotonic()
     manifest = manifest_mod.load(assignment)
     exercises = manifest.load_exercises(allow_changed=options.allow_changed_checks)
-    subs = submissions.discover(submissions_dir, manifest.name)
-    isolation = sandbox.detect_isolation(options.network, options.switch_user)
+    subs, skipped = submissions.discover(submissions_dir, manifest.name)
+    isolation = isolation_for(options)
     out = Path(out_dir)
     feedback_dir = out / "feedback"
     feedback_dir.mkdir(parents=True, exist_ok=True)
+    names = submissions.feedback_names([s.student for s in subs])
     say(f"grading {len(subs)} submission(s) of {manifest.name} "
         f"({len(manifest.exercises)} exercises, {manifest.total_points} points) "
         f"with {options.workers} worker(s)")
+    for name, reason in skipped:
+        say(f"  skipped {name}: {reason}")
     for line in isolation.describe():
         say("  isolation: " + line)
-    run_root = Path(tempfile.mkdtemp(prefix="fromscratch-grade-"))
-    results = []
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-            futures = {pool.submit(_grade_one, n, sub, manifest, exercises, run_root,
-                                   isolation, options, out): sub
-                       for n, sub in enumerate(subs)}
-            for done, future in enumerate(as_completed(futures), start=1):
-                sub = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the run
-                    result = _empty(sub, manifest, "grader-error",
-                                    f"the grader failed: {type(exc).__name__}: {exc}")
-                results.append(result)
-                say(f"[{done:>{len(str(len(subs)))}}/{len(subs)}] {result.student}: "
-                    f"{result.status}, {_fmt(result.total)}/{manifest.total_points} points "
-                    f"({result.seconds:.1f} s)")
-    finally:
-        shutil.rmtree(run_root, ignore_errors=True)
-    results.sort(key=lambda r: r.student)
+    journal = _Journal(out / JOURNAL, _settings_key(manifest, options), options.resume)
     csv_path = out / "gradebook.csv"
-    write_gradebook(csv_path, manifest, results)
-    for result in results:
-        path = feedback_dir / f"{submissions.safe_name(result.student)}.md"
-        path.write_text(feedback(manifest, result), encoding="utf-8")
+    results: dict = {}
+    lock = threading.Lock()
+
+    def record(sub, result, fresh: bool) -> None:
+        with lock:
+            results[sub.student] = result
+            if fresh:
+                journal.append(result.student, sub.key, result)
+            path = feedback_dir / f"{names[result.student]}.md"
+            _atomic_write(path, feedback(manifest, result))
+            write_gradebook(csv_path, manifest, list(results.values()))
+
+    todo, resumed = [], 0
+    for sub in subs:
+        sub.key = _submission_key(sub)
+        old = journal.get(sub.student, sub.key)
+        if old is not None:
+            record(sub, old, fresh=False)
+            resumed += 1
+        else:
+            todo.append(sub)
+    if resumed:
+        say(f"  resumed {resumed} row(s) finished by an earlier run (--restart grades all again)")
+    write_gradebook(csv_path, manifest, list(results.values()))
+    width = len(str(len(todo)))
+    state = None
+    if todo:
+        state = setup_state(isolation, manifest, exercises, options)
+        if state is not None:
+            say(f"  set-up run once in a sandbox and shared ({len(state) // 1024} kB)")
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        futures = {pool.submit(_grade_one, sub, manifest, exercises, isolation, options,
+                               state): sub
+                   for sub in todo}
+        for done, future in enumerate(as_completed(futures), start=1):
+            sub = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the run
+                result = _empty(sub, manifest, "grader-error",
+                                f"the grader failed: {type(exc).__name__}: {exc}")
+            record(sub, result, fresh=True)
+            say(f"[{done:>{width}}/{len(todo)}] {result.student}: {result.status}, "
+                f"{_fmt(result.total)}/{manifest.total_points} points ({result.seconds:.1f} s)")
+    ordered = [results[s.student] for s in subs]
+    write_gradebook(csv_path, manifest, ordered)
+    if skipped:
+        _atomic_write(out / "skipped.txt", "".join(f"{n}\t{r}\n" for n, r in skipped))
     seconds = time.monotonic() - start
-    say(f"wrote {csv_path} and {len(results)} feedback file(s) in {feedback_dir} "
+    say(f"wrote {csv_path} and {len(ordered)} feedback file(s) in {feedback_dir} "
         f"({seconds:.0f} s)")
-    return Gradebook(manifest, results, csv_path, feedback_dir, isolation, seconds)
+    return Gradebook(manifest, ordered, csv_path, feedback_dir, isolation, seconds, skipped,
+                     resumed)
+
+
+class _Journal:
+    """Finished rows, one JSON line each, appended and synced as they finish."""
+
+    def __init__(self, path: Path, settings: str, resume: bool):
+        self.path, self.settings = path, settings
+        self.rows: dict = {}
+        if resume and path.exists():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    row = json.loads(line)
+                    if row.get("settings") == settings:
+                        self.rows[(row["student"], row["key"])] = row["result"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a killed grader
+        elif path.exists():
+            path.unlink()
+
+    def get(self, student: str, key: str):
+        data = self.rows.get((student, key))
+        try:
+            return StudentResult.from_dict(data) if data else None
+        except TypeError:
+            return None
+
+    def append(self, student: str, key: str, result: StudentResult) -> None:
+        line = json.dumps({"settings": self.settings, "student": student, "key": key,
+                           "result": result.to_dict()})
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _settings_key(manifest, options: Options) -> str:
+    data = json.dumps([asdict(manifest), {k: v for k, v in asdict(options).items()
+                                          if k not in ("workers", "resume")}],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+
+def _submission_key(sub) -> str:
+    h = hashlib.sha256(repr((sub.student, str(sub.path), sub.problems, sub.notes)).encode())
+    if sub.path is not None:
+        data, problem = submissions.read_bytes(sub.path)
+        h.update(data if data is not None else problem.encode())
+    return h.hexdigest()[:24]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
 
 
 def _empty(sub, manifest, code: str | None = None, message: str = "") -> StudentResult:
@@ -157,251 +269,305 @@ def _empty(sub, manifest, code: str | None = None, message: str = "") -> Student
     return result
 
 
-def _grade_one(n, sub, manifest, exercises, run_root, isolation, options, out) -> StudentResult:
+def _grade_one(sub, manifest, exercises, isolation, options, state=None) -> StudentResult:
     started = time.monotonic()
-    result = _grade_submission(n, sub, manifest, exercises, run_root, isolation, options, out)
+    result = _grade_submission(sub, manifest, exercises, isolation, options, state)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _grade_submission(n, sub, manifest, exercises, run_root, isolation, options, out):
+def _grade_submission(sub, manifest, exercises, isolation, options, state) -> StudentResult:
     if sub.problems or sub.path is None:
         return _empty(sub, manifest)
-    nb, problem = submissions.read_notebook(sub.path)
+    data, problem = submissions.read_bytes(sub.path)
+    if data is None:
+        return _empty(sub, manifest, "invalid-notebook", problem)
+    nb, problem = submissions.read_notebook(sub.path, data)
     if nb is None:
         return _empty(sub, manifest, "invalid-notebook", problem)
     known = {ex.id for ex in ex_mod.load()}
     wrong = submissions.other_assignment(nb, manifest, known)
     if wrong:
         return _empty(sub, manifest, "wrong-assignment", wrong)
-    token = secrets.token_hex(16)
-    refs = [ex_mod.exercises_dir()]
-    prepared = submissions.prepare(nb, manifest, exercises, token, refs)
-
-    folder = run_root / f"{n:04d}-{submissions.safe_name(sub.student)}"
-    workdir = folder / "work"
-    (workdir / ".tmp").mkdir(parents=True)
-    shutil.copyfile(sub.path, workdir / sub.path.name)
-    sandbox.prepare_workdir(workdir, isolation.user)
-    graded = folder / "graded.ipynb"
-    nbformat.write(prepared.notebook, graded)
-    job = {
-        "notebook": str(graded), "output": str(folder / "executed.ipynb"),
-        "info": str(folder / "info.json"), "workdir": str(workdir),
-        "cell_timeout": options.cell_timeout, "total_timeout": options.total_timeout,
-        "max_output_bytes": options.max_output_kb * 1024, "env": kernel_env(workdir),
-        "ipc": isolation.ipc,
-        "prefix": sandbox.kernel_prefix(isolation, workdir,
-                                        cpu_seconds=2 * options.total_timeout + 60,
-                                        file_size_mb=200),
-    }
-    (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    prepared = submissions.prepare(nb, manifest, exercises)
+    limits = sandbox.Limits(memory_mb=options.memory_mb, processes=options.processes,
+                            disk_mb=options.disk_mb,
+                            cpu_seconds=options.total_timeout + 60)
+    job = dict(prepared.job, cell_timeout=options.cell_timeout,
+               check_timeout=options.check_timeout, limits=asdict(limits))
     result = _empty(sub, manifest)
     result.submission = str(sub.path.name)
     result.problems += prepared.problems
     result.notes += prepared.notes
-    worker_error = _run_worker(folder / "job.json", options.total_timeout + 120)
-    if worker_error:
-        result.problems.append(("grader-error" if "timeout" not in worker_error else "timeout",
-                                worker_error))
-    try:
-        executed = nbformat.read(folder / "executed.ipynb", as_version=4)
-        info = json.loads((folder / "info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        if not worker_error:
-            result.problems.append(("grader-error", f"no executed notebook came back ({exc})"))
-        return result
-    _score(result, manifest, prepared, executed, info, token, options)
-    if options.save_executed:
-        (out / "executed").mkdir(exist_ok=True)
-        nbformat.write(executed, out / "executed" / f"{submissions.safe_name(sub.student)}.ipynb")
+    run = _run_checker(isolation, limits, job, data, sub.path.name, options, state=state)
+    _score(result, manifest, run, options)
     return result
 
 
-def _run_worker(job_path: Path, limit: float) -> str | None:
-    """Run the worker process; a message if it failed, None if it finished."""
-    cmd = [sys.executable, "-m", "fromscratch.grading.execute", str(job_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, env=_worker_env())
+@dataclass
+class _Run:
+    events: list
+    output_bytes: int
+    output_tail: bytes
+    truncated: bool
+    timed_out: bool
+    returncode: int | None
+    seconds: float
+
+
+def setup_state(isolation, manifest, exercises, options: Options) -> bytes | None:
+    """Run the assignment's pristine set-up once, in a sandbox, and return its namespace
+    (pickled), which every submission's sandbox then loads instead of running the set-up
+    (for example training a CNN) again. None when there is no set-up or it cannot be saved."""
+    setup = [{"id": i.id, "source": exercises[i.id].setup} for i in manifest.exercises
+             if exercises[i.id].setup]
+    if not setup:
+        return None
+    limits = sandbox.Limits(memory_mb=options.memory_mb, processes=options.processes,
+                            disk_mb=options.disk_mb, cpu_seconds=options.total_timeout + 60)
+    job = {"chapters": manifest.chapters, "setup": setup, "exercises": [], "save_state": True,
+           "cell_timeout": options.cell_timeout, "check_timeout": options.check_timeout,
+           "limits": asdict(limits)}
+    state = os.memfd_create("state")
     try:
-        _, err = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return f"grading stopped after {limit:.0f} s (total timeout)"
-    if proc.returncode != 0:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
-        return f"the grading worker failed (exit {proc.returncode}): " + " | ".join(tail)
-    return None
+        run = _run_checker(isolation, limits, job, None, "setup.ipynb", options, state_fd=state,
+                           state_writable=True)
+        if not any(e.get("event") == "state" and e.get("saved") for e in run.events
+                   if isinstance(e, dict)):
+            return None
+        os.lseek(state, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(state), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(state)
 
 
-def _worker_env() -> dict:
-    env = dict(os.environ)
-    env.pop("FROMSCRATCH_STRICT_CHECKS", None)
-    return env
+def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str,
+                 options: Options, state: bytes | None = None, state_fd: int | None = None,
+                 state_writable: bool = False) -> _Run:
+    """Start the sandbox, feed it the job, read events and output, all within bounded time."""
+    box = sandbox.Sandbox(isolation, limits, notebook=notebook,
+                          notebook_name=submissions.safe_name(name))
+    job_fd = box._memfd(json.dumps(job).encode("utf-8"), "job")
+    read_end, write_end = os.pipe()
+    box._keep(write_end)
+    inner = [sys.executable, "-I", "-m", "fromscratch.grading.checker", str(job_fd),
+             str(write_end)]
+    if state is not None:
+        inner.append(str(box._memfd(state, "state")))
+    elif state_fd is not None and state_writable:
+        inner.append(str(box._keep(os.dup(state_fd))))
+    workdir = None
+    cmd = box.command(inner)
+    kwargs = box.popen_kwargs()
+    if not isolation.sandboxed:
+        workdir = tempfile.mkdtemp(prefix="fromscratch-grade-")
+        env = sandbox.kernel_env()
+        env.update(HOME=workdir, TMPDIR=workdir, MPLCONFIGDIR=workdir)
+        if notebook is not None:
+            (Path(workdir) / submissions.safe_name(name)).write_bytes(notebook)
+        kwargs.update(env=env, cwd=workdir)
+    started = time.monotonic()
+    deadline = started + options.total_timeout
+    limit = options.max_output_kb * 1024
+    events, buffer, tail = [], b"", b""
+    output_bytes, timed_out = 0, False
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, **kwargs)
+    except OSError as exc:
+        box.close()
+        os.close(read_end)
+        return _Run([{"event": "start-failed", "error": str(exc)}], 0, b"", False, False,
+                    None, 0.0)
+    box.close()  # the sandbox holds its own copies now
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ, "output")
+    selector.register(read_end, selectors.EVENT_READ, "events")
+    open_streams = 2
+    exited_at = None
+    try:
+        while open_streams:
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                break
+            if proc.poll() is not None:
+                exited_at = exited_at or now
+                if now - exited_at > 2.0:  # the sandbox is gone; nothing more can come
+                    break
+            for key, _ in selector.select(timeout=min(0.5, deadline - now)):
+                fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    open_streams -= 1
+                elif key.data == "output":
+                    output_bytes += len(chunk)
+                    tail = (tail + chunk)[-4096:]
+                else:
+                    buffer += chunk
+                    if len(buffer) > 4 << 20:
+                        buffer = b""
+                        events.append({"event": "oversized"})
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        try:
+                            events.append(json.loads(line.decode("utf-8")))
+                        except ValueError:
+                            events.append({"event": "garbage"})
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        selector.close()
+        proc.stdout.close()
+        os.close(read_end)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return _Run(events, output_bytes, tail, output_bytes > limit, timed_out, proc.returncode,
+                time.monotonic() - started)
 
 
-def kernel_env(workdir: Path) -> dict:
-    """The kernel's whole environment: nothing of the grader's (no tokens or keys)."""
-    import fromscratch
-
-    package_parent = Path(fromscratch.__file__).resolve().parents[1]
-    home = str(workdir)
-    return {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin",
-                                 "/usr/bin", "/bin"]),
-        "HOME": home, "TMPDIR": str(workdir / ".tmp"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-        "PYTHONPATH": str(package_parent), "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(workdir / ".tmp" / "matplotlib"),
-        "IPYTHONDIR": str(workdir / ".tmp" / "ipython"),
-        "JUPYTER_CONFIG_DIR": str(workdir / ".tmp" / "jupyter"),
-        "JUPYTER_DATA_DIR": str(workdir / ".tmp" / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / ".tmp" / "jupyter"),
-        "FROMSCRATCH_PROGRESS": "0", "FROMSCRATCH_DEVICE": "cpu", "FROMSCRATCH_SCALE": "small",
-    }
-
-
-def _payloads(cell, token: str) -> list:
-    found = []
-    for output in cell.get("outputs", []):
-        payload = (output.get("data") or {}).get(MIME)
-        if isinstance(payload, dict) and payload.get("token") == token:
-            found.append(payload)
-    return found
-
-
-def _score(result, manifest, prepared, executed, info, token, options) -> None:
-    checks, start, end = {}, None, None
-    reads, spawned, restored = [], [], []
-    own_errors = {}  # exercise id -> the error its answer cell raised
-    for index, (role, ex_id) in enumerate(prepared.roles):
-        cell = executed.cells[index]
-        if role == "student":
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
-                    first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
-                    error = _readable_error(output, cell.source)
-                    result.cell_errors.append(f"cell {index}: `{first[:60]}` raised {error}")
-                    if ex_id:
-                        own_errors.setdefault(ex_id, error)
-        if role not in ("preamble", "check", "end"):
-            continue
-        for payload in _payloads(cell, token):
-            reads += [r for r in payload.get("reference_reads", []) if r not in reads]
-            spawned += [s for s in payload.get("subprocesses", []) if s not in spawned]
-            restored += [r for r in payload.get("restored_so_far", []) if r not in restored]
-            if role == "check" and payload.get("kind") == "check" and \
-                    payload.get("exercise") == ex_id and ex_id not in checks:
-                checks[ex_id] = payload["result"]
-            elif role == "preamble" and payload.get("kind") == "start":
-                start = payload
-            elif role == "end" and payload.get("kind") == "end":
-                end = payload
-        if role == "preamble" and start is None:
-            errors = [f"{o.get('ename')}: {_ANSI.sub('', str(o.get('evalue')))}"
-                      for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            result.problems.append(("grader-error", "the grading kernel did not start "
-                                    + (errors[0] if errors else f"({info.get('outcome')})")))
-    by_file = {Path(item.file).name: item.id for item in manifest.exercises}
-    read_ids = {by_file[r] for r in reads if r in by_file}
+def _score(result: StudentResult, manifest, run: _Run, options: Options) -> None:
+    events = [e for e in run.events if isinstance(e, dict)]
+    by_ex = {}
+    for event in events:
+        if event.get("event") == "result" and event.get("exercise") not in by_ex:
+            by_ex[event.get("exercise")] = event
+    ready = any(e.get("event") == "ready" for e in events)
+    ended = any(e.get("event") == "end" for e in events)
+    for event in events:
+        if event.get("event") == "setup-error":
+            result.problems.append(("grader-error", f"the assignment's set-up for "
+                                    f"{event.get('exercise')} failed: {event.get('error')}"))
+        elif event.get("event") in ("garbage", "oversized", "start-failed"):
+            result.problems.append(("grader-error", f"the checker sent {event.get('event')} "
+                                    + str(event.get("error", ""))))
+    if not ready:
+        tail = run.output_tail.decode("utf-8", "replace").strip().splitlines()[-3:]
+        why = ("ran past the total time limit before it was ready" if run.timed_out
+               else f"exit {run.returncode}: " + " | ".join(tail))
+        result.problems.append(("grader-error", f"the grading sandbox did not start ({why})"))
+    reads = []
     for exercise in result.exercises:
-        payload = checks.get(exercise.id)
-        if payload is None:
+        event = by_ex.get(exercise.id)
+        if event is None:
             exercise.text = "the check did not run (see the notes)."
             continue
-        exercise.status = payload.get("status", "failed")
-        exercise.text = str(payload.get("text", ""))
-        if exercise.id in own_errors and exercise.status != "passed":
-            exercise.text = (f"your answer cell for this exercise raised {own_errors[exercise.id]}"
-                             "\n(fix that first: the check below ran without your code)\n\n"
-                             + exercise.text)
-        exercise.points = exercise.max_points if exercise.status == "passed" else 0
-        if options.reference == "zero" and exercise.id in read_ids and exercise.points:
-            exercise.points = 0
-            exercise.text += "\n(0 points: the reference solution was read while grading)"
-    _problems_from_run(result, info, reads, spawned, restored, end, executed, prepared)
-
-
-def _readable_error(output, source: str) -> str:
-    """``SyntaxError: expected ':' (line 5: `def f(x)`)`` instead of IPython's temporary
-    file name (``(2937982192.py, line 5)``)."""
-    ename = output.get("ename")
-    evalue = _ANSI.sub("", str(output.get("evalue")))
-    m = re.search(r"\s*\((?:<[^>]+>|[^()]*\.py), line (\d+)\)", evalue)
-    if m:
-        lines = source.splitlines()
-        number = int(m.group(1))
-        code = lines[number - 1].strip() if 0 < number <= len(lines) else ""
-        where = f"line {number}" + (f": `{code[:60]}`" if code else "")
-        evalue = evalue[: m.start()] + f" ({where})" + evalue[m.end():]
-    return f"{ename}: {evalue[:200]}"
-
-
-def _problems_from_run(result, info, reads, spawned, restored, end, executed, prepared) -> None:
-    def where(index):
-        if index is None:
-            return "before the first cell"
-        role, ex_id = prepared.roles[index]
-        source = prepared.notebook.cells[index].source
-        first = next((ln for ln in source.splitlines() if ln.strip()), "")
-        what = f"the check of {ex_id}" if role == "check" else f"`{first[:60]}`"
-        return f"cell {index} ({what})"
-
-    for event in info.get("events", []):
-        kind, cell = event.get("event"), event.get("cell")
-        if kind == "timeout":
-            result.problems.append(("timeout", f"{where(cell)} ran past the per-cell time "
-                                    "limit; it was left out and the notebook run again"))
-        elif kind == "total-timeout":
-            result.problems.append(("timeout", f"the notebook ran past the total time limit "
-                                    f"at {where(cell)}; later checks did not run"))
-        elif kind == "kernel-died":
-            result.problems.append(("kernel-died", f"the kernel died at {where(cell)} (memory, "
-                                    "os._exit or a crash); it was left out and the notebook "
-                                    "run again"))
-        elif kind == "error":
-            result.problems.append(("grader-error", event.get("message", "")))
-    if info.get("outcome") == "too-many-failures":
-        result.notes.append("gave up after several attempts; later checks did not run")
-    if info.get("truncated"):
-        result.problems.append(("output-limit", "the notebook printed more than the output "
-                                "limit; the rest of the output was dropped"))
+        _score_exercise(result, exercise, event, options)
+        reads += event.get("reference") or []
+    if ready and not ended:
+        if run.timed_out:
+            result.problems.append(("timeout", f"grading ran past the total time limit "
+                                    f"({options.total_timeout} s); the exercises not graded "
+                                    "by then score 0"))
+        else:
+            result.problems.append(("grader-error", "the checker stopped before the end "
+                                    f"(exit {run.returncode})"))
+    if run.truncated:
+        result.problems.append(("output-limit", f"the answers printed {run.output_bytes // 1024}"
+                                f" kB, more than the {options.max_output_kb} kB output limit; "
+                                "the rest was dropped"))
     if result.cell_errors:
-        result.problems.append(("cell-errors", f"{len(result.cell_errors)} of your cells "
-                                "raised an error"))
+        result.problems.append(("cell-errors", f"{len(result.cell_errors)} of your answer "
+                                "cells raised an error"))
     if result.exercises and all(e.status == "not attempted" for e in result.exercises):
         result.problems.append(("not-attempted", "every exercise still raises "
                                 "NotImplementedError (an untouched notebook?)"))
     if reads:
-        result.problems.append(("read-reference", "read the reference solution(s) "
-                                + ", ".join(sorted(reads))))
+        result.problems.append(("read-reference", "tried to open the reference solution(s) "
+                                + ", ".join(sorted(set(reads))[:5])))
+
+
+def _score_exercise(result, exercise, event, options) -> None:
+    ex_id = exercise.id
+    outcome = str(event.get("outcome", ""))
+    error = event.get("answer_error")
+    if isinstance(error, dict) and error.get("type") != "NotImplementedError":
+        where = f" (line {error['line']}" + (f": `{error['code']}`" if error.get("code") else "") \
+            + ")" if error.get("line") else ""
+        text = f"{error.get('type')}: {error.get('message')}{where}"
+        result.cell_errors.append(f"answer to {ex_id}: {text}")
+        error_text = text
+    else:
+        error_text = None
+    if outcome.startswith("timeout-answer"):
+        result.problems.append(("timeout", f"the answer cell of {ex_id} ran past the per-cell "
+                                f"time limit ({options.cell_timeout} s); it was stopped"))
+    elif outcome.startswith("timeout-check"):
+        result.problems.append(("timeout", f"the check of {ex_id} ran past its time limit "
+                                f"({options.check_timeout} s) running your code"))
+    elif outcome.startswith("died-") or outcome.startswith("exit-"):
+        result.problems.append(("kernel-died", f"the process grading {ex_id} ended abruptly "
+                                f"({outcome}: memory limit, os._exit or a crash)"))
+    elif outcome == "oversized":
+        result.problems.append(("tampered", f"the process grading {ex_id} sent more than "
+                                "any check result; the exercise scores 0"))
+    for flag in (event.get("flags") or []) + (event.get("warnings") or []):
+        result.problems.append(("tampered", f"{ex_id}: {flag}"))
+    restored = event.get("restored") or []
     if restored:
-        result.problems.append(("tampered", "replaced " + ", ".join(sorted(restored)[:10])
-                                + " (undone before the checks ran)"))
-    if spawned:
-        result.notes.append("started subprocess(es): " + "; ".join(spawned[:5]))
-    if end is None and info.get("outcome") == "completed":
-        result.notes.append("the grader's last cell did not report; results may be incomplete")
+        result.problems.append(("tampered", f"{ex_id}: replaced " + ", ".join(restored[:8])
+                                + " (put back before the check ran)"))
+    for note in (event.get("subprocesses") or [])[:3]:
+        result.notes.append(f"{ex_id}: started a subprocess ({note})")
+    payload = event.get("result")
+    if not isinstance(payload, dict):
+        if outcome == "ok" and not event.get("answer_ran"):
+            result.problems.append(("kernel-died", f"the answer to {ex_id} ended its process "
+                                    "before the check ran"))
+        exercise.text = "the check did not finish (see the notes)."
+        return
+    exercise.status = payload.get("status", "failed")
+    exercise.text = str(payload.get("text", ""))
+    if error_text and exercise.status != "passed":
+        exercise.text = (f"your answer cell for this exercise raised {error_text}"
+                         "\n(fix that first: the check below ran on what the cell had "
+                         "defined before the error)\n\n" + exercise.text)
+    tampered_here = bool(event.get("flags")) or outcome == "oversized"
+    exercise.points = exercise.max_points if exercise.status == "passed" and not \
+        tampered_here else 0
+    if tampered_here and exercise.status == "passed":
+        exercise.text += "\n(0 points: the answer tampered with its own check; see the notes)"
+    if options.reference == "zero" and event.get("reference") and exercise.points:
+        exercise.points = 0
+        exercise.text += "\n(0 points: the answer tried to read the reference solutions)"
 
 
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_safe(value: str) -> str:
+    """A text cell that no spreadsheet runs as a formula (OWASP: prefix with ')."""
+    value = str(value)
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def write_gradebook(path: Path, manifest, results: list) -> None:
-    """One row per student (sorted), one column per exercise, total, status and notes."""
+    """One row per student (sorted), one column per exercise, total, status and notes;
+    written to a temporary file and renamed, so the file is always whole."""
     ids = [item.id for item in manifest.exercises]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["student", *ids, "total", "max", "status", "submission", "notes"])
-        for r in sorted(results, key=lambda r: r.student):
-            points = {e.id: e.points for e in r.exercises}
-            notes = [m for _, m in r.problems] + r.notes
-            writer.writerow([r.student, *(_fmt(points[i]) for i in ids), _fmt(r.total),
-                             manifest.total_points, r.status, r.submission,
-                             " | ".join(notes)])
+    fh = io.StringIO()
+    writer = csv.writer(fh, lineterminator="\n")
+    writer.writerow(["student", *ids, "total", "max", "status", "submission", "notes"])
+    for r in sorted(results, key=lambda r: r.student):
+        points = {e.id: e.points for e in r.exercises}
+        notes = [m for _, m in r.problems] + r.notes
+        writer.writerow([csv_safe(r.student), *(_fmt(points[i]) for i in ids), _fmt(r.total),
+                         manifest.total_points, r.status, csv_safe(r.submission),
+                         csv_safe(" | ".join(notes))])
+    _atomic_write(Path(path), fh.getvalue())
 
 
 def feedback(manifest, result: StudentResult) -> str:

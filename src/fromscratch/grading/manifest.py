@@ -32,12 +32,16 @@ def sha256(source: str) -> str:
     return hashlib.sha256(normalize(source).encode("utf-8")).hexdigest()
 
 
-def strict_check(check: str) -> str:
+def strict_check(check: str, points: int | None = None) -> str:
     """The check cell with ``strict=True`` added to its final call, so that it raises
-    :class:`~fromscratch.checks.core.CheckFailed` when the check does not pass."""
+    :class:`~fromscratch.checks.core.CheckFailed` when the check does not pass. With
+    ``points``, the result is printed and the cell's value is the number of points, which
+    nbgrader's autograder reads as the cell's score (a failing check raises: 0)."""
     body, call = split_check(check)
     strict = call[:-1].rstrip()
     strict += ("" if strict.endswith("(") else ", ") + "strict=True)"
+    if points is not None:
+        strict = f"print({strict})\n{int(points)}  # points: reached only when the check passes"
     return (body + "\n\n" if body else "") + strict
 
 
@@ -120,7 +124,9 @@ def item_for(exercise, points: int | None = None) -> Item:
         id=exercise.id, chapter=exercise.chapter, title=exercise.title,
         points=exercise.points if points is None else int(points),
         file=f"{exercise.chapter}/{exercise.path.name if exercise.path else ''}",
-        check_sha256=[sha256(check), sha256(strict_check(check))],
+        check_sha256=[sha256(check), sha256(strict_check(check)),
+                      sha256(strict_check(check, exercise.points if points is None
+                                          else int(points)))],
         setup_sha256=sha256(exercise.setup) if exercise.setup else None,
     )
 

@@ -1,197 +1,291 @@
-"""Start a grading kernel in a restricted process, and find out which restrictions work here.
+"""The sandbox every submission is graded in: Debian's ``bubblewrap`` (``bwrap``).
 
-The grader launches every kernel through this module::
+One sandbox per submission, started by the grader as::
 
-    [unshare -n] python -m fromscratch.grading.sandbox --workdir W [--user nobody]
-        [--cpu-seconds N] [--file-size-mb M] -- python -m ipykernel_launcher -f CONN
+    bwrap --unshare-all --disable-userns --as-pid-1 --die-with-parent --new-session
+          --clearenv --setenv ... --ro-bind <system and Python> --tmpfs <work copy> ...
+          -- python -I -m fromscratch.grading.checker JOB_FD RESULT_FD
 
-Before handing over to the kernel (``exec``, same process) it
+Inside it a submission sees its own filesystem: the system (``/usr``), the Python
+installation and the course package **read-only**; a small writable work copy
+(``/home/learner``, a size-limited tmpfs, also ``HOME``) and ``/tmp``; nothing else. The
+reference solutions, the assignment folder, the submissions folder, the grader's output
+and your home folder are not mounted, so they do not exist there. It has its own process
+namespace (it cannot see or signal any process outside), no network (an empty network
+namespace), a clean environment, and the checker (:mod:`fromscratch.grading.checker`, PID 1
+inside) sets memory, process, file-size and CPU limits before any learner code runs. When
+PID 1 ends, Linux kills every process left in the sandbox; when the grader dies, bwrap
+ends the sandbox (``--die-with-parent``).
 
-- copies the connection file into the working directory, readable by the kernel's user;
-- sets resource limits: CPU seconds (a backstop behind the grader's wall-clock limits),
-  the largest file the kernel may write, and the number of processes (when it runs as a
-  dedicated user);
-- drops root privileges to ``--user`` (only possible when the grader runs as root), so
-  the learner's code cannot write or delete the instructor's files;
-- asks Linux to kill the kernel when its parent (the grading worker) dies.
+When the grader runs as root, bwrap itself runs as user ``nobody`` (the Python
+installation and the package are handed to it as open directories, so a virtual
+environment under ``/root`` works), so the sandbox holds no privilege at all.
 
-``unshare -n`` (a network namespace with no interfaces) is added by the grader when the
-system allows it; the kernel then talks to the grader over Unix sockets (ZMQ ``ipc``).
+Without a working ``bwrap`` the grader refuses to run and says how to install it;
+``unsafe_no_sandbox`` (``--unsafe-no-sandbox``) grades anyway with only a clean
+environment, a temporary folder and resource limits, for a class you trust.
 """
 
 from __future__ import annotations
 
-import argparse
-import ctypes
 import os
 import shutil
-import signal
+import site
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-SANDBOX_USER = "nobody"
+UNSHARE, SETPRIV = "/usr/bin/unshare", "/usr/bin/setpriv"  # util-linux, on every Debian
+SANDBOX_UID = 65534  # user and group inside the sandbox (and outside it, for a root grader)
+INSIDE_HOME = "/home/learner"
+INSTALL_HINT = ("install Debian's bubblewrap (`sudo apt-get install bubblewrap`; the course's "
+                "tools/install_sandbox.sh does it) and allow unprivileged user namespaces "
+                "(the default on Debian and Ubuntu); or grade a class you trust with "
+                "--unsafe-no-sandbox")
 
 
-@dataclass(frozen=True)
+class SandboxUnavailable(RuntimeError):
+    """bwrap is missing or cannot create a sandbox here; the message says why and what to do."""
+
+
+@dataclass
+class Limits:
+    memory_mb: int = 4096  # address space of each process in the sandbox
+    processes: int = 64  # processes (and threads) of the sandbox's user
+    disk_mb: int = 200  # size of the writable work copy (and as much again for /tmp)
+    file_mb: int = 100  # largest single file
+    cpu_seconds: int = 900  # CPU time of each process (a backstop behind the wall-clock limits)
+
+
+@dataclass
 class Isolation:
-    """The restrictions the grader can apply on this machine."""
+    """How submissions are isolated here (what :func:`detect` found)."""
 
-    network: list  # command prefix for a process without network ([] if unavailable)
-    user: str | None  # user the kernel runs as (None: the grader's own user)
-    ipc: bool  # kernel and grader talk over Unix sockets
-    user_problem: str = ""  # why no separate user, when the grader runs as root
+    bwrap: str | None  # path of bwrap, None when unsafe_no_sandbox
+    drop_to_nobody: bool  # the grader is root: run bwrap as user nobody
+    mounts: list = field(default_factory=list)  # (source, destination) read-only binds
+    hidden: list = field(default_factory=list)  # folders covered by an empty read-only tmpfs
+    problem: str = ""
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.bwrap is not None
 
     def describe(self) -> list:
-        """Human-readable lines, one per restriction, saying whether it applies."""
-        lines = ["temporary working directory (cwd) per submission: yes",
-                 "fresh kernel process per submission, stripped environment: yes",
-                 "per-cell and total time limits, output size limit, CPU-time and "
-                 "file-size rlimits: yes"]
-        lines.append("no network (" + " ".join(self.network) + "): yes" if self.network
-                     else "no network: NOT available here (unshare not permitted)")
-        if self.user:
-            lines.append(f"runs as user {self.user!r} (cannot write your files): yes")
-        else:
-            lines.append("separate user: NOT available ("
-                         + (self.user_problem or "the grader does not run as root")
-                         + "): learner code can read and write whatever your user can")
-        return lines
+        if not self.sandboxed:
+            return ["NO SANDBOX (--unsafe-no-sandbox): learner code runs as your user and can "
+                    "read and write whatever you can; only a clean environment, a temporary "
+                    "working folder, time and resource limits apply"]
+        who = "user nobody (bwrap dropped root)" if self.drop_to_nobody else "your user"
+        return [
+            f"bubblewrap sandbox per submission ({self.bwrap}), run as {who}",
+            "filesystem: system, Python and course package read-only; work copy "
+            f"{INSIDE_HOME} (size-limited tmpfs) writable; reference solutions, assignment, "
+            "other submissions and grader files not mounted",
+            "own PID, network (none), IPC and UTS namespaces; clean environment",
+            "limits: memory, processes, work-copy size, file size, CPU time; every process "
+            "killed at the end of each exercise",
+        ]
 
 
-def detect_isolation(want_network: bool = True, want_user: bool = True) -> Isolation:
-    """Probe what this machine allows: ``unshare`` for the network, root for a user switch."""
-    ipc = os.name == "posix"
-    network: list = []
-    unshare = shutil.which("unshare")
-    if want_network and ipc and unshare:
-        for prefix in ([unshare, "-n"], [unshare, "-r", "-n"]):
-            try:
-                ok = subprocess.run(prefix + ["true"], capture_output=True, timeout=10).returncode
-            except (OSError, subprocess.SubprocessError):
-                continue
-            if ok == 0:
-                network = prefix
-                break
-    user, why = None, ""
-    if want_user and ipc and hasattr(os, "geteuid") and os.geteuid() == 0 \
-            and network[1:2] != ["-r"]:
-        user, why = _probe_user(SANDBOX_USER)
-    return Isolation(network=network, user=user, ipc=ipc, user_problem=why)
+def _site_dirs() -> list:
+    dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    return [Path(d) for d in dirs if Path(d).is_dir()]
 
 
-def _probe_user(name: str) -> tuple:
-    """Can ``name`` run this Python and import what a kernel needs? ``(name or None, why)``."""
+def _within(path: Path, roots: list) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def python_mounts() -> tuple:
+    """``(read-only mounts, hidden folders)`` the checker needs: the Python installation,
+    its packages and the course package, minus the exercise files (reference solutions)."""
+    import fromscratch
+
+    package = Path(fromscratch.__file__).resolve().parent
+    roots = []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+              Path(sys.executable).resolve().parent.parent):
+        p = Path(p).resolve()
+        if p.is_dir() and str(p) not in ("/", "/usr") and not _within(p, roots):
+            roots = [r for r in roots if not _within(r, [p])] + [p]
+    for d in _site_dirs():
+        d = d.resolve()
+        if not _within(d, roots) and not _within(d, [Path("/usr")]):
+            roots.append(d)
+    if not _within(package, roots) and not _within(package, [Path("/usr")]):
+        roots.append(package)  # an editable install: only the package folder, not the clone
+    hidden = []
+    for d in [*_site_dirs(), package.parent]:
+        candidate = (d / "fromscratch" / "_exercises").resolve()
+        if candidate.is_dir() and candidate not in hidden:
+            hidden.append(candidate)
+    clone_exercises = package.parents[1] / "exercises"
+    if clone_exercises.is_dir() and _within(clone_exercises.resolve(), roots):
+        hidden.append(clone_exercises.resolve())
+    return [(str(r), str(r)) for r in sorted(roots)], [str(h) for h in hidden]
+
+
+def _system_binds() -> list:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib32", "lib64", "libx32", "sbin"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives"):
+        path = Path("/etc") / name
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def detect(unsafe_no_sandbox: bool = False) -> Isolation:
+    """Find bwrap and check that it can start a sandbox here; raise
+    :class:`SandboxUnavailable` with a clear message when it cannot."""
+    if unsafe_no_sandbox:
+        return Isolation(None, False)
+    if not sys.platform.startswith("linux"):
+        raise SandboxUnavailable(f"the grading sandbox needs Linux (this is {sys.platform}); "
+                                 "grade on a Linux machine, or a class you trust with "
+                                 "--unsafe-no-sandbox")
+    bwrap = shutil.which("bwrap") or next((p for p in ("/usr/bin/bwrap", "/bin/bwrap")
+                                           if os.access(p, os.X_OK)), None)
+    if not bwrap:
+        raise SandboxUnavailable("bwrap (bubblewrap) was not found: " + INSTALL_HINT)
+    mounts, hidden = python_mounts()
+    root = os.geteuid() == 0
+    if root and not (os.access(UNSHARE, os.X_OK) and os.access(SETPRIV, os.X_OK)
+                     and os.path.isdir("/mnt")):
+        raise SandboxUnavailable(f"running as root, the grader needs {UNSHARE}, {SETPRIV} "
+                                 "(util-linux) and /mnt to start bwrap as user nobody")
+    isolation = Isolation(bwrap, root, mounts, hidden)
+    probe = Sandbox(isolation, Limits(), notebook=None)
     try:
-        import pwd
-
-        pwd.getpwnam(name)
-    except (ImportError, KeyError):
-        return None, f"no user {name!r}"
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o777)
-        cmd = [sys.executable, "-m", "fromscratch.grading.sandbox", "--workdir", tmp,
-               "--user", name, "--", sys.executable, "-c",
-               "import ipykernel, torch, fromscratch"]
-        try:
-            done = subprocess.run(cmd, capture_output=True, timeout=120)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return None, f"user {name!r} cannot start Python: {exc}"
+        done = probe.run_simple([sys.executable, "-I", "-c",
+                                 "import fromscratch.grading.checker, torch"], timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SandboxUnavailable(f"bwrap could not be started ({exc}): " + INSTALL_HINT) from None
     if done.returncode != 0:
-        last = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
-        return None, f"user {name!r} cannot run {sys.executable}: {last}"
-    return name, ""
+        last = done.stdout.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise SandboxUnavailable("bwrap could not start a sandbox here ("
+                                 + " | ".join(last) + "): " + INSTALL_HINT)
+    return isolation
 
 
-def prepare_workdir(workdir: Path, user: str | None) -> None:
-    """Let the sandbox user own the kernel's working directory (and nothing else)."""
-    if user is None:
-        return
-    import pwd
-
-    entry = pwd.getpwnam(user)
-    for root, dirs, files in os.walk(workdir):
-        for name in [root, *(os.path.join(root, d) for d in dirs),
-                     *(os.path.join(root, f) for f in files)]:
-            os.chown(name, entry.pw_uid, entry.pw_gid)
-    # the folders above must be traversable, not readable or writable
-    for parent in (workdir.parent, workdir.parent.parent):
-        os.chmod(parent, 0o711)
+def kernel_env() -> dict:
+    """The whole environment of graded code: nothing of the grader's (no tokens or keys)."""
+    home = INSIDE_HOME
+    return {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin",
+                                 "/usr/bin", "/bin"]),
+        "HOME": home, "TMPDIR": "/tmp", "USER": "learner", "LOGNAME": "learner",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib",
+        "FROMSCRATCH_PROGRESS": "0", "FROMSCRATCH_DEVICE": "cpu", "FROMSCRATCH_SCALE": "small",
+    }
 
 
-def kernel_prefix(isolation: Isolation, workdir: Path, cpu_seconds: int,
-                  file_size_mb: int) -> list:
-    """The command put in front of the kernel's own command line."""
-    cmd = list(isolation.network) + [sys.executable, "-m", "fromscratch.grading.sandbox",
-                                     "--workdir", str(workdir),
-                                     "--cpu-seconds", str(int(cpu_seconds)),
-                                     "--file-size-mb", str(int(file_size_mb))]
-    if isolation.user:
-        cmd += ["--user", isolation.user]
-    return cmd + ["--"]
+class Sandbox:
+    """The command line and open files of one submission's sandbox."""
 
+    def __init__(self, isolation: Isolation, limits: Limits, notebook: bytes | None,
+                 notebook_name: str = "submission.ipynb"):
+        self.isolation = isolation
+        self.limits = limits
+        self.notebook = notebook
+        self.notebook_name = notebook_name
+        self._fds: list = []
 
-def _set_limits(cpu_seconds: int, file_size_mb: int, nproc: int | None) -> None:
-    import resource
+    def _keep(self, fd: int) -> int:
+        self._fds.append(fd)
+        return fd
 
-    if cpu_seconds > 0:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-    if file_size_mb > 0:
-        size = file_size_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    if nproc:
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    def _memfd(self, data: bytes, name: str) -> int:
+        fd = os.memfd_create(name) if hasattr(os, "memfd_create") else None
+        if fd is None:  # pragma: no cover - Linux always has it
+            import tempfile
 
+            tmp = tempfile.TemporaryFile()
+            fd = os.dup(tmp.fileno())
+            tmp.close()
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return self._keep(fd)
 
-def _die_with_parent() -> None:
-    """Linux only: SIGKILL this process when the process that started it exits."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def _root_prefix(self) -> tuple:
+        """For a root grader: a private mount namespace where each Python folder is also
+        mounted under /mnt (which user nobody can reach, unlike e.g. a venv under /root),
+        then bwrap runs as nobody. Returns ``(prefix, the sources bwrap binds)``."""
+        script = ["set -e", "mount -t tmpfs -o mode=0755,size=64k fromscratch-stage /mnt"]
+        sources = []
+        for n in range(len(self.isolation.mounts)):
+            script += [f"mkdir /mnt/{n}", f'mount --bind "${{FS_SRC_{n}}}" /mnt/{n}']
+            sources.append(f"/mnt/{n}")
+        script.append(f"exec {SETPRIV} --reuid={SANDBOX_UID} --regid={SANDBOX_UID} "
+                      "--clear-groups --inh-caps=-all --bounding-set=-all \"$@\"")
+        prefix = [UNSHARE, "-m", "--propagation", "private", "/bin/sh", "-c",
+                  "; ".join(script), "fromscratch-sandbox"]
+        return prefix, sources
 
+    def command(self, inner: list) -> list:
+        iso, lim = self.isolation, self.limits
+        if not iso.sandboxed:
+            return list(inner)
+        prefix, sources = ([], [m[0] for m in iso.mounts])
+        if iso.drop_to_nobody:
+            prefix, sources = self._root_prefix()
+        cmd = prefix + [iso.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1",
+               "--die-with-parent", "--new-session", "--uid", str(SANDBOX_UID),
+               "--gid", str(SANDBOX_UID), "--hostname", "grader", "--clearenv"]
+        if os.geteuid() == 0 and not iso.drop_to_nobody:
+            cmd += ["--cap-drop", "ALL"]
+        for key, value in kernel_env().items():
+            cmd += ["--setenv", key, value]
+        cmd += _system_binds()
+        for source, (_, dest) in zip(sources, iso.mounts):
+            cmd += ["--ro-bind", source, dest]
+        for path in iso.hidden:
+            cmd += ["--perms", "0555", "--size", "4096", "--tmpfs", path]
+        cmd += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "01777", "--size", str(lim.disk_mb << 20), "--tmpfs", "/tmp",
+                "--perms", "0700", "--size", str(lim.disk_mb << 20), "--tmpfs", INSIDE_HOME]
+        passwd = (f"learner:x:{SANDBOX_UID}:{SANDBOX_UID}:learner:{INSIDE_HOME}:/bin/sh\n"
+                  .encode())
+        group = f"learner:x:{SANDBOX_UID}:\n".encode()
+        cmd += ["--ro-bind-data", str(self._memfd(passwd, "passwd")), "/etc/passwd",
+                "--ro-bind-data", str(self._memfd(group, "group")), "/etc/group"]
+        if self.notebook is not None:
+            cmd += ["--file", str(self._memfd(self.notebook, "notebook")),
+                    f"{INSIDE_HOME}/{self.notebook_name}"]
+        cmd += ["--remount-ro", "/", "--chdir", INSIDE_HOME, "--"]
+        return cmd + list(inner)
 
-def main(argv: list | None = None) -> None:
-    """Entry point of the launcher (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m fromscratch.grading.sandbox")
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--user", default=None)
-    parser.add_argument("--cpu-seconds", type=int, default=0)
-    parser.add_argument("--file-size-mb", type=int, default=0)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("give the kernel's command after --")
-    workdir = Path(args.workdir)
-    if "-f" in command:  # the connection file: copy it where the kernel's user can read it
-        i = command.index("-f") + 1
-        local = workdir / ".kernel-connection.json"
-        shutil.copyfile(command[i], local)
-        os.chmod(local, 0o600)
-        command[i] = str(local)
-    nproc = None
-    if args.user:
-        import pwd
+    def popen_kwargs(self) -> dict:
+        kw = {"pass_fds": tuple(self._fds), "start_new_session": True,
+              "stdin": subprocess.DEVNULL}
+        if self.isolation.sandboxed:
+            kw["env"] = {"PATH": "/usr/bin:/bin"}
+            if self.isolation.drop_to_nobody:
+                kw["env"].update({f"FS_SRC_{n}": source for n, (source, _) in
+                                  enumerate(self.isolation.mounts)})
+        return kw
 
-        entry = pwd.getpwnam(args.user)
-        if (workdir / ".kernel-connection.json").exists():
-            os.chown(workdir / ".kernel-connection.json", entry.pw_uid, entry.pw_gid)
-        nproc = 512
-        _set_limits(args.cpu_seconds, args.file_size_mb, None)
-        os.setgroups([])
-        os.setgid(entry.pw_gid)
-        os.setuid(entry.pw_uid)
-        _set_limits(0, 0, nproc)
-    else:
-        _set_limits(args.cpu_seconds, args.file_size_mb, None)
-    _die_with_parent()  # after the user switch, which clears it
-    os.chdir(workdir)
-    os.execv(command[0], command)
+    def close(self) -> None:
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
 
-
-if __name__ == "__main__":
-    main()
+    def run_simple(self, inner: list, timeout: float) -> subprocess.CompletedProcess:
+        try:
+            cmd = self.command(inner)
+            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=timeout, **self.popen_kwargs())
+        finally:
+            self.close()

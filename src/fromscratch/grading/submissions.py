@@ -1,4 +1,4 @@
-"""Find submissions, read them, and build the notebook the grader executes.
+"""Find submissions, read them safely, and build the job the sandboxed checker runs.
 
 Accepted layouts (``<assignment>`` is the manifest's name)::
 
@@ -6,17 +6,23 @@ Accepted layouts (``<assignment>`` is the manifest's name)::
     submissions/<student>/<assignment>.ipynb      (or the only notebook in the folder)
     submissions/<student>/<assignment>/<any>.ipynb   (nbgrader's submitted/ layout)
 
-The executed notebook is rebuilt from the submission: the grader's preamble, the pristine
-setup cells, then the learner's code cells in their order, with the pristine check of an
-exercise right after the exercise's cell, and a final cell. Submitted setup and check cells
-are not executed; when they differ from the pristine ones (or are missing) that is reported
-as tampering.
+Every entry of the folder gets a row or a reason: hidden entries (``.name``) and files
+that are not notebooks are listed as skipped; symbolic links (never followed), FIFOs and
+other special files get a row saying what they are. Notebooks are opened without following
+links and without blocking, and only regular files are read.
+
+The job holds, per exercise, **only the learner's answer cell(s)** of that exercise and
+the pristine check; the pristine set-up cells run before. Submitted set-up and check cells
+are never run; when they differ from the pristine ones (or are missing) that is reported
+as tampering. The learner's other cells are not run either.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +32,7 @@ from .manifest import Manifest, normalize, sha256, split_check
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 _SAFE = re.compile(r"[^A-Za-z0-9_.@-]+")
+_REFERENCE_HINTS = ("show_solution", "exercises_dir", "_exercises", "exercises/")
 
 
 @dataclass
@@ -41,24 +48,68 @@ def safe_name(student: str) -> str:
     return _SAFE.sub("_", student).strip("._") or "student"
 
 
-def discover(folder, assignment: str) -> list:
-    """Every student's submission in ``folder``, sorted by student id."""
+def feedback_names(students: list) -> dict:
+    """A distinct, file-name-safe name per student id: the id itself when it is safe and
+    unique (also ignoring case), else the safe version plus a short hash of the id."""
+    import hashlib
+
+    lowered: dict = {}
+    for student in students:
+        lowered.setdefault(student.lower(), []).append(student)
+    names = {}
+    for student in students:
+        base = safe_name(student)
+        if base != student or len(lowered[student.lower()]) > 1 or base.lower() in (
+                "gradebook", "skipped"):
+            base += "-" + hashlib.sha256(student.encode("utf-8")).hexdigest()[:8]
+        names[student] = base
+    return names
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _is_notebook_name(name: str) -> bool:
+    return name.lower().endswith(".ipynb") and len(name) > len(".ipynb")
+
+
+def discover(folder, assignment: str) -> tuple:
+    """``(submissions sorted by student, skipped entries as (name, reason))``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: the submissions folder does not exist")
     found: dict = {}
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith(".") or entry.name.startswith("_"):
+    skipped: list = []
+    specials: dict = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        name = entry.name
+        if name.startswith("."):
+            skipped.append((name, "hidden (its name starts with '.')"))
             continue
-        if entry.is_file() and entry.suffix == ".ipynb":
-            found.setdefault(entry.stem, []).append(entry)
-        elif entry.is_dir():
-            found.setdefault(entry.name, []).append(entry)
+        mode = entry.stat(follow_symlinks=False).st_mode
+        student = name[: -len(".ipynb")] if _is_notebook_name(name) else name
+        if stat.S_ISDIR(mode):
+            found.setdefault(name, []).append(Path(entry.path))
+        elif stat.S_ISREG(mode):
+            if _is_notebook_name(name):
+                found.setdefault(student, []).append(Path(entry.path))
+            else:
+                skipped.append((name, "not a notebook (.ipynb)"))
+        else:
+            specials.setdefault(student, []).append(
+                f"{name} is {_kind(mode)}; it was not opened"
+                + (" (links are never followed)" if stat.S_ISLNK(mode) else ""))
     subs = []
-    for student in sorted(found):
-        entries = found[student]
-        folders = [e for e in entries if e.is_dir()]
-        files = [e for e in entries if e.is_file()]
+    for student in sorted(set(found) | set(specials)):
+        entries = found.get(student, [])
+        folders = [e for e in entries if e.is_dir() and not e.is_symlink()]
+        files = [e for e in entries if e not in folders]
         sub = Submission(student, None)
         if folders:
             sub.path, problem = _pick_notebook(folders[0], assignment)
@@ -66,36 +117,82 @@ def discover(folder, assignment: str) -> list:
                 sub.problems.append(problem)
             if files:
                 sub.notes.append(f"also found {files[0].name}, graded the folder instead")
-        else:
+        elif files:
             sub.path = files[0]
+            if len(files) > 1:
+                sub.notes.append("also found " + ", ".join(f.name for f in files[1:])
+                                 + f", graded {files[0].name}")
+        if student in specials:
+            if sub.path is None and not sub.problems:
+                sub.problems.append(("invalid-notebook", "; ".join(specials[student])))
+            else:
+                sub.notes += specials[student]
         subs.append(sub)
-    return subs
+    return subs, skipped
 
 
 def _pick_notebook(folder: Path, assignment: str) -> tuple:
-    notebooks = sorted(p for p in folder.rglob("*.ipynb")
-                       if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    notebooks = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or not _is_notebook_name(name):
+                continue
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                notebooks.append(path)
     if not notebooks:
-        return None, ("no-notebook", f"{folder}: no .ipynb file in the student's folder")
-    named = [p for p in notebooks if p.name == f"{assignment}.ipynb"]
+        return None, ("no-notebook", f"{folder.name}/: no notebook (.ipynb regular file) "
+                      "in the student's folder")
+    named = [p for p in notebooks if p.name.lower() == f"{assignment}.ipynb".lower()]
     if named:
-        return min(named, key=lambda p: len(p.parts)), None
+        return min(named, key=lambda p: (len(p.parts), str(p))), None
     if len(notebooks) == 1:
         return notebooks[0], None
     listing = ", ".join(str(p.relative_to(folder)) for p in notebooks)
     return None, ("ambiguous-submission",
-                  f"{folder}: several notebooks ({listing}) and none named {assignment}.ipynb")
+                  f"{folder.name}/: several notebooks ({listing}) and none named "
+                  f"{assignment}.ipynb")
 
 
-def read_notebook(path: Path) -> tuple:
-    """``(notebook, None)`` or ``(None, reason)``, never an exception."""
+def read_bytes(path: Path) -> tuple:
+    """``(bytes, None)`` or ``(None, reason)``: a regular file only, never following a link
+    and never blocking (a FIFO is refused, not opened for reading)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        size = path.stat().st_size
-        if size > MAX_NOTEBOOK_BYTES:
-            return None, f"{path.name}: {size / 2**20:.0f} MB, larger than the 20 MB limit"
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, f"{path.name}: cannot be read ({exc})"
+        fd = os.open(path, flags)
+    except OSError as exc:
+        return None, f"{path.name}: cannot be opened ({exc.strerror or exc})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"{path.name} is {_kind(info.st_mode)}; it was not read"
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            return None, f"{path.name}: {info.st_size / 2**20:.0f} MB, larger than the 20 MB limit"
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > MAX_NOTEBOOK_BYTES:
+                return None, f"{path.name}: larger than the 20 MB limit"
+            chunks.append(chunk)
+        return b"".join(chunks), None
+    finally:
+        os.close(fd)
+
+
+def read_notebook(path: Path, data: bytes | None = None) -> tuple:
+    """``(notebook, None)`` or ``(None, reason)``, never an exception."""
+    if data is None:
+        data, problem = read_bytes(path)
+        if data is None:
+            return None, problem
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"{path.name}: not UTF-8 text ({exc})"
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -115,10 +212,9 @@ def read_notebook(path: Path) -> tuple:
 
 @dataclass
 class Prepared:
-    """The notebook to execute and what its cells are."""
+    """What the sandboxed checker runs for one submission, and what was found on the way."""
 
-    notebook: nbformat.NotebookNode
-    roles: list  # per cell: ("preamble"|"setup"|"student"|"check"|"end", exercise id or "")
+    job: dict  # chapters, setup cells, per exercise: answer, check body and call
     problems: list = field(default_factory=list)  # (status code, message)
     notes: list = field(default_factory=list)
     missing: list = field(default_factory=list)  # exercise ids without their cell
@@ -170,31 +266,14 @@ def other_assignment(nb, manifest: Manifest, known_ids: set) -> str | None:
     return None
 
 
-def prepare(nb, manifest: Manifest, exercises: dict, token: str,
-            reference_dirs: list) -> Prepared:
-    """Build the notebook to execute from a submitted notebook (see the module docstring)."""
+def prepare(nb, manifest: Manifest, exercises: dict) -> Prepared:
+    """Build the checker's job from a submitted notebook (see the module docstring)."""
     items = manifest.exercises
     ours = {item.id for item in items}
     by_id = {item.id: item for item in items}
-    cells, roles = [], []
-
-    def add(source, role, ex_id=""):
-        cell = nbformat.v4.new_code_cell(source=source, metadata={"grader_role": role})
-        cell["id"] = f"graded-{len(cells)}"
-        cells.append(cell)
-        roles.append((role, ex_id))
-
-    grader = f'__import__("fromscratch.grading.runtime", fromlist=["grader"]).grader({token!r})'
-    add("# fromscratch grader: preamble\n"
-        f'__import__("fromscratch.grading.runtime", fromlist=["Grader"]).Grader('
-        f"{token!r}, {manifest.chapters!r}, {[str(d) for d in reference_dirs]!r});", "preamble")
-    for item in items:
-        if exercises[item.id].setup:
-            add(exercises[item.id].setup, "setup", item.id)
-
-    prepared = Prepared(nbformat.v4.new_notebook(), roles)
-    seen = {"solution": set(), "check": {}, "setup": {}}
-    student_cells: list = []  # (source, exercise id of a solution cell or "")
+    seen: dict = {"check": {}, "setup": {}}
+    answers: dict = {}
+    others = 0
     for cell in nb.cells:
         kind, ex_id = _role(cell, ours)
         if cell.get("cell_type") != "code":
@@ -206,30 +285,43 @@ def prepare(nb, manifest: Manifest, exercises: dict, token: str,
         if kind in ("check", "setup"):
             seen[kind].setdefault(ex_id, []).append(source)
         elif kind == "solution":
-            seen["solution"].add(ex_id)
-            student_cells.append((source, ex_id))
-        elif kind != "prompt":
-            student_cells.append((source, ""))
+            answers.setdefault(ex_id, []).append(source)
+        elif kind != "prompt" and source.strip():
+            others += 1
 
-    last_of = {}
-    for i, (_, ex_id) in enumerate(student_cells):
-        if ex_id:
-            last_of[ex_id] = i
-    after = {i: ex_id for ex_id, i in last_of.items()}
-    for i, (source, ex_id) in enumerate(student_cells):
-        add(source, "student", ex_id)  # ex_id: the exercise whose answer cell this is, or ""
-        if i in after:
-            _add_check(add, grader, exercises[after[i]], after[i])
+    markers = ["/_exercises", "/exercises/"] + sorted(
+        {Path(item.file).name for item in items if item.file})
+    job_exercises = []
+    prepared = Prepared({})
     for item in items:
-        if item.id not in seen["solution"]:
+        exercise = exercises[item.id]
+        body, call = split_check(exercise.check)
+        call = call[:-1].rstrip() + (", " if not call[:-1].rstrip().endswith("(") else "") \
+            + "strict=False)"
+        sources = answers.get(item.id)
+        if sources is None:
             prepared.missing.append(item.id)
-            _add_check(add, grader, exercises[item.id], item.id)
-    add(f"# fromscratch grader: end\n{grader}.finish()", "end")
-
+        answer = None if sources is None else "\n\n".join(sources)
+        job_exercises.append({"id": item.id, "chapter": exercise.chapter, "answer": answer,
+                              "body": normalize(body), "call": call,
+                              "reference_markers": markers})
+        if answer and any(h in answer for h in _REFERENCE_HINTS):
+            prepared.problems.append(("read-reference", f"the answer to {item.id} tries to "
+                                      "read the reference solutions (they are not available "
+                                      "while grading)"))
+    prepared.job = {
+        "chapters": manifest.chapters,
+        "setup": [{"id": item.id, "source": exercises[item.id].setup} for item in items
+                  if exercises[item.id].setup],
+        "exercises": job_exercises,
+    }
     if prepared.missing:
-        prepared.problems.append(("missing-cells", "no cell for exercise(s) "
+        prepared.problems.append(("missing-cells", "no answer cell for exercise(s) "
                                   + ", ".join(prepared.missing)
-                                  + " (their checks ran at the end of the notebook)"))
+                                  + " (their checks ran without an answer)"))
+    if others:
+        prepared.notes.append(f"{others} code cell(s) of your own were not run: grading runs "
+                              "each exercise's answer cell on its own, after the set-up")
     for item in items:
         if item.id in prepared.missing:
             continue
@@ -241,19 +333,7 @@ def prepare(nb, manifest: Manifest, exercises: dict, token: str,
             if not sources:
                 prepared.problems.append(("tampered", f"the {kind} cell of {item.id} was "
                                           "deleted (the original was used)"))
-            elif any(sha256(s) not in hashes for s in sources):
+            elif any(sha256(src) not in hashes for src in sources):
                 prepared.problems.append(("tampered", f"the {kind} cell of {item.id} was "
                                           "edited (the original was used)"))
-    prepared.notebook.cells = cells
-    prepared.notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                                "language": "python"}
     return prepared
-
-
-def _add_check(add, grader: str, exercise, ex_id: str) -> None:
-    body, call = split_check(exercise.check)
-    call = call[:-1].rstrip() + (", " if not call[:-1].rstrip().endswith("(") else "") \
-        + "strict=False)"
-    add(f"# fromscratch grader: check of {ex_id}\n"
-        f"{grader}.check({ex_id!r}, {exercise.chapter!r}, {normalize(body)!r}, {call!r})",
-        "check", ex_id)

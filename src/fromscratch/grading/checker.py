@@ -1,0 +1,673 @@
+"""The program that grades one submission inside its sandbox.
+
+``python -I -m fromscratch.grading.checker JOB_FD RESULT_FD`` (PID 1 of the sandbox, see
+:mod:`fromscratch.grading.sandbox`). It reads the job (set-up cells, and per exercise the
+learner's answer cell and the pristine check) from ``JOB_FD`` and writes one JSON line per
+event to ``RESULT_FD``, the only channel back to the grader. It never runs learner code
+itself:
+
+1. it sets the resource limits, imports torch, the course package and the checks, and runs
+   the assignment's pristine set-up cells (for example training the CNN a check measures);
+2. for each exercise it forks a child that closes the result channel, then runs **only
+   that exercise's answer cell**, puts back every function the checks rely on that the
+   answer replaced (and reports it), re-imports the checks from their read-only files and
+   runs the pristine check on the answer. The child reports to this process over a
+   private pipe; answer and check each have a time limit; afterwards every process in the
+   sandbox but this one is killed and the work copy emptied, so the next exercise starts
+   clean;
+3. this process is not dumpable (no ``/proc/1/mem`` or ``/proc/1/fd`` for the children)
+   and, as PID 1 of its namespace, cannot be killed from inside it.
+
+An answer cell therefore cannot touch another exercise's check, another submission, the
+grader or the gradebook. What it *can* still do, since the check calls it in the same
+process, is subvert its own exercise's check from inside (for example by writing a
+forged result to the child's pipe); attempts the child notices (replaced functions,
+classes of the course package changed, writes outside the work copy, signals,
+``gc``/``ctypes`` introspection) are reported and make the status ``tampered``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import json
+import math
+import os
+import select
+import signal
+import sys
+import time
+import types
+
+_RESULT_LIMIT = 256 * 1024
+_STATUSES = ("passed", "failed", "not attempted")
+_SUBPROCESS_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
+                      "os.spawn", "os.fork", "os.forkpty"}
+_WRITE_EVENTS = {"os.remove", "os.rmdir", "os.rename", "os.chmod", "os.chown", "os.truncate",
+                 "os.symlink", "os.link", "os.mkdir", "shutil.rmtree", "os.utime"}
+_INTROSPECTION_EVENTS = {"gc.get_objects", "gc.get_referrers", "gc.get_referents",
+                         "ctypes.dlopen", "ctypes.dlsym", "ctypes.addressof",
+                         "ctypes.cdata", "ctypes.string_at", "ctypes.wstring_at"}
+# builtins that IPython or the interpreter rebind on their own
+_BUILTINS_SKIPPED = {"input", "raw_input", "getpass", "exit", "quit", "get_ipython",
+                     "display", "help", "copyright", "credits", "license", "_"}
+
+
+# -- the parent (PID 1): never runs learner code ------------------------------------------
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    job_fd, out_fd = int(argv[0]), int(argv[1])
+    state_fd = int(argv[2]) if len(argv) > 2 else None
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.dont_write_bytecode = True  # -I ignores PYTHONDONTWRITEBYTECODE; the package is read-only
+    _not_dumpable()
+    with os.fdopen(job_fd, "rb") as fh:
+        job = json.loads(fh.read().decode("utf-8"))
+    _set_limits(job.get("limits", {}))
+    out = os.fdopen(out_fd, "w", encoding="utf-8", buffering=1)
+
+    def emit(event: dict) -> None:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    started = time.monotonic()
+    ns = _prepare(job, emit, state_fd)
+    if job.get("save_state"):
+        emit({"event": "state", "saved": _save_state(ns, state_fd)})
+        out.close()
+        os._exit(0)
+    emit({"event": "ready", "seconds": round(time.monotonic() - started, 2)})
+    snapshot = _snapshot()
+    import fromscratch
+
+    package_path = list(fromscratch.__path__)
+    for exercise in job["exercises"]:
+        began = time.monotonic()
+        result = _grade_exercise(exercise, ns, snapshot, package_path, job, out_fd)
+        emit(dict(result, event="result", exercise=exercise["id"],
+                  seconds=round(time.monotonic() - began, 2)))
+        _end_stragglers()
+        _empty_work_copy()
+    emit({"event": "end"})
+    out.close()
+    os._exit(0)
+
+
+def _not_dumpable() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    except (OSError, AttributeError):
+        pass
+
+
+def _set_limits(limits: dict) -> None:
+    import resource
+
+    def cap(kind, value):
+        if value and value > 0:
+            try:
+                resource.setrlimit(kind, (value, value))
+            except (ValueError, OSError):
+                pass
+
+    cap(resource.RLIMIT_AS, limits.get("memory_mb", 0) << 20)
+    cap(resource.RLIMIT_NPROC, limits.get("processes", 0))
+    cap(resource.RLIMIT_FSIZE, limits.get("file_mb", 0) << 20)
+    cap(resource.RLIMIT_CPU, limits.get("cpu_seconds", 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _save_state(ns: dict, fd) -> bool:
+    """Write the set-up's namespace to ``fd`` (pickled), so that every submission's sandbox
+    loads it instead of running the set-up again; False if some value cannot be pickled."""
+    import pickle
+
+    state = {}
+    for key, value in ns.items():
+        if key.startswith("__"):
+            continue
+        if isinstance(value, types.ModuleType):
+            state[key] = ("module", value.__name__)
+            continue
+        kind = value if isinstance(value, type) else type(value)
+        if getattr(kind, "__module__", "") == "__main__" or \
+                getattr(value, "__module__", None) == "__main__":
+            return False
+        try:
+            state[key] = ("value", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:  # noqa: BLE001 - anything unpicklable: no cache
+            return False
+    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    while data:
+        data = data[os.write(fd, data):]
+    return True
+
+
+def _load_state(fd) -> dict:
+    import pickle
+
+    with os.fdopen(fd, "rb") as fh:
+        state = pickle.loads(fh.read())
+    ns = {}
+    for key, (kind, value) in state.items():
+        ns[key] = importlib.import_module(value) if kind == "module" else pickle.loads(value)
+    return ns
+
+
+def _prepare(job: dict, emit, state_fd=None) -> dict:
+    """Imports and the pristine set-up cells (or their saved result); the namespace every
+    answer starts from."""
+    import torch
+
+    torch.set_num_threads(1)
+    import fromscratch.data  # noqa: F401  (the checks import these lazily)
+    import fromscratch.training  # noqa: F401
+
+    for chapter in job["chapters"]:
+        importlib.import_module(f"fromscratch.checks.{chapter}")
+    ns = {"__name__": "__main__", "__builtins__": builtins}
+    if state_fd is not None and not job.get("save_state"):
+        ns.update(_load_state(state_fd))
+        return ns
+    for setup in job["setup"]:
+        try:
+            exec(compile(setup["source"], f"<set-up of {setup['id']}>", "exec"), ns)
+        except BaseException as exc:  # noqa: BLE001 - reported, the checks then fail
+            emit({"event": "setup-error", "exercise": setup["id"],
+                  "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+    return ns
+
+
+def _grade_exercise(exercise: dict, ns: dict, snapshot: dict, package_path: list, job: dict,
+                    out_fd: int) -> dict:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: learner code runs only here
+        code = 0
+        try:
+            os.close(out_fd)
+            os.close(read_end)
+            if os.getpid() != 1:
+                os.setsid()
+            _child(exercise, ns, snapshot, package_path, _hide_fd(write_end))
+        except BaseException:  # noqa: BLE001
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    messages, outcome = _collect(pid, read_end, job)
+    os.close(read_end)
+    return _verdict(exercise, messages, outcome)
+
+
+def _hide_fd(fd: int) -> int:
+    """Move the pipe to the parent to a random, high descriptor number (a forger then has to
+    search for it rather than write to the first few descriptors)."""
+    import random
+    import resource
+
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        top = min(hard if hard > 0 else 4096, 1 << 20)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+        target = random.SystemRandom().randrange(max(64, top // 2), top)
+        os.dup2(fd, target, inheritable=False)
+        os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, top), hard))
+        return target
+    except (OSError, ValueError):
+        return fd
+
+
+def _collect(pid: int, fd: int, job: dict) -> tuple:
+    """Read the child's messages with time limits: ``(messages, outcome)``."""
+    limits = {"answer": job["cell_timeout"], "check": job["check_timeout"]}
+    phase, deadline = "answer", time.monotonic() + limits["answer"]
+    buffer, messages, outcome, status = b"", [], None, None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            outcome = f"timeout-{phase}"
+            break
+        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+        if ready:
+            chunk = os.read(fd, 65536)
+            buffer += chunk
+            if len(buffer) > _RESULT_LIMIT:
+                outcome = "oversized"
+                break
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                try:
+                    message = json.loads(line.decode("utf-8"))
+                except ValueError:
+                    message = {"phase": "garbage"}
+                messages.append(message if isinstance(message, dict) else {"phase": "garbage"})
+                if messages[-1].get("phase") == "answer-done" and phase == "answer":
+                    phase, deadline = "check", time.monotonic() + limits["check"]
+            if not chunk and status is None:
+                status = _wait(pid, 5.0)
+                break
+        if status is None:
+            done, status_now = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = status_now
+                # drain what is left, briefly (a grandchild may hold the pipe open)
+                end = time.monotonic() + 1.0
+                while time.monotonic() < end and select.select([fd], [], [], 0.1)[0]:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    buffer += chunk[: max(0, _RESULT_LIMIT - len(buffer))]
+                for line in buffer.split(b"\n"):
+                    if line.strip():
+                        try:
+                            message = json.loads(line.decode("utf-8"))
+                        except ValueError:
+                            message = {"phase": "garbage"}
+                        messages.append(message if isinstance(message, dict)
+                                        else {"phase": "garbage"})
+                break
+    if status is None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        status = _wait(pid, 5.0)
+    if outcome is None:
+        if status is not None and os.WIFSIGNALED(status):
+            outcome = f"died-{os.WTERMSIG(status)}"
+        elif status is not None and os.WEXITSTATUS(status) not in (0,):
+            outcome = f"exit-{os.WEXITSTATUS(status)}"
+        else:
+            outcome = "ok"
+    return messages, outcome
+
+
+def _wait(pid: int, seconds: float):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if done:
+            return status
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return os.waitpid(pid, 0)[1]
+    except (ProcessLookupError, ChildProcessError):
+        return None
+
+
+def _verdict(exercise: dict, messages: list, outcome: str) -> dict:
+    """What the grader is told about one exercise (only well-formed fields, bounded)."""
+    answer = next((m for m in messages if m.get("phase") == "answer-done"), None)
+    results = [m for m in messages if m.get("phase") == "result"]
+    unexpected = [m for m in messages if m.get("phase") not in ("answer-done", "result")]
+    error = (answer or {}).get("error")
+    if isinstance(error, dict):
+        line = error.get("line")
+        error = {"type": _text(error.get("type"), 100), "message": _text(error.get("message"),
+                                                                          300),
+                 "line": line if isinstance(line, int) else None,
+                 "code": _text(error.get("code"), 80)}
+    else:
+        error = None
+    out = {"outcome": outcome, "answer_ran": answer is not None, "answer_error": error,
+           "flags": [], "notes": []}
+    if len(results) > 1 or unexpected or sum(m.get("phase") == "answer-done"
+                                             for m in messages) > 1:
+        out["flags"].append("more messages than the check sends came from the exercise's "
+                            "process (a forged result?); the exercise scores 0")
+        results = []
+    if outcome != "ok":
+        results = []
+    if results:
+        r = results[0]
+        res = r.get("result") if isinstance(r.get("result"), dict) else {}
+        status = res.get("status") if res.get("status") in _STATUSES else "failed"
+        if res.get("exercise") != exercise["id"]:
+            status = "failed"
+        out["result"] = {"status": status, "text": _text(res.get("text"), 20000)}
+        for key in ("restored", "flags", "notes", "reference", "subprocesses", "warnings"):
+            values = r.get(key) if isinstance(r.get(key), list) else []
+            out.setdefault(key, [])
+            out[key] = out[key] + [_text(v, 300) for v in values[:20]]
+    return out
+
+
+def _text(value, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _end_stragglers() -> None:
+    """Kill every process the exercise left behind (PID 1 only: its whole namespace)."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, signal.SIGKILL)  # from PID 1: every process of the namespace but it
+        except ProcessLookupError:
+            pass
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        try:
+            done, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not done:
+            time.sleep(0.02)
+
+
+def _empty_work_copy() -> None:
+    import shutil
+
+    for folder in (os.environ.get("HOME", ""), "/tmp"):
+        if os.getpid() != 1 or not folder or not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
+# -- the child: one exercise's answer cell, then its pristine check ------------------------
+
+def _child(exercise: dict, ns: dict, snapshot: dict, package_path: list, fd: int) -> None:
+    write, dumps = os.write, json.dumps
+
+    def send(message: dict) -> None:
+        data = (dumps(message) + "\n").encode("utf-8")
+        while data:
+            data = data[write(fd, data):]
+
+    import torch
+
+    torch.manual_seed(0)
+    audit = _Audit(exercise.get("reference_markers", []))
+    sys.addaudithook(audit)
+    ns = dict(ns)
+    ns["get_ipython"] = lambda: _NoIPython()
+    ns["display"] = _display
+    error = None
+    source = exercise.get("answer")
+    if source is not None:
+        audit.active = True
+        try:
+            exec(compile(_python_source(source), "<answer>", "exec"), ns)
+        except BaseException as exc:  # noqa: BLE001 - the learner's code may raise anything
+            error = _describe_error(exc, source)
+        audit.phase = "check"
+    send({"phase": "answer-done", "error": error})
+    audit.active = False
+    restored = _restore(snapshot)
+    core, _ = _fresh_checks(exercise["chapter"], package_path)
+    audit.active = True  # the check calls the answer's code
+    try:
+        exec(compile(exercise["body"], f"<{exercise['id']} check>", "exec"), ns)
+        result = eval(compile(exercise["call"], f"<{exercise['id']} check>", "eval"), ns)
+    except NameError as exc:
+        result = core.failed(exercise["id"], [
+            f"{exc}: the exercise's answer cell is missing, renamed, or did not define it.",
+            "hint: keep the function name from the exercise, and keep everything the answer "
+            "needs (imports, helpers) in its own cell: grading runs each answer cell on its "
+            "own."], strict=False)
+    except BaseException as exc:  # noqa: BLE001
+        result = core.failed(exercise["id"], [
+            f"the check stopped with {type(exc).__name__}: {str(exc)[:300]}"], strict=False)
+    audit.active = False
+    restored += [r for r in _restore(snapshot) if r not in restored]
+    if not isinstance(result, core.CheckResult) or type(result) is not core.CheckResult:
+        result = core.failed(exercise["id"], ["the check did not return its result "
+                                              f"(received {type(result).__name__})."],
+                             strict=False)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001
+        pass
+    send({"phase": "result", "result": result.to_dict(), "restored": restored,
+          "flags": audit.flags, "warnings": audit.warnings, "notes": audit.notes,
+          "reference": audit.reference, "subprocesses": audit.subprocesses})
+
+
+class _NoIPython:
+    """``get_ipython()`` while grading: magics and shell commands are skipped."""
+
+    def __getattr__(self, name):
+        def skipped(*args, **kwargs):
+            print(f"[grader: IPython {name} skipped while grading]")
+
+        return skipped
+
+
+def _display(*objects, **kwargs) -> None:
+    for obj in objects:
+        print(repr(obj))
+
+
+def _python_source(source: str) -> str:
+    """The cell as plain Python (IPython magics become ``get_ipython()`` calls)."""
+    try:
+        compile(source, "<answer>", "exec")
+        return source
+    except SyntaxError:
+        pass
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 - the SyntaxError is then reported as the answer's
+        return source
+
+
+def _describe_error(exc: BaseException, source: str = "") -> dict:
+    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+    if line is None:
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<answer>":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+    message = str(exc)
+    if isinstance(exc, SyntaxError):
+        message = exc.msg
+    lines = source.splitlines()
+    code = lines[line - 1].strip()[:60] if isinstance(line, int) and 0 < line <= len(lines) \
+        else ""
+    return {"type": type(exc).__name__, "message": message[:300], "line": line, "code": code}
+
+
+class _Audit:
+    """Notes what the answer (and the check calling it) does that an answer should not."""
+
+    def __init__(self, reference_markers: list):
+        self.markers = [m for m in reference_markers if m]
+        self.active = False
+        self.phase = "answer"
+        self.flags: list = []  # attacks on the grading: the exercise scores 0
+        self.warnings: list = []  # blocked attempts on files: reported as tampering
+        self.notes: list = []
+        self.reference: list = []
+        self.subprocesses: list = []
+        self.home = os.path.realpath(os.environ.get("HOME", "/nonexistent"))
+
+    def _flag(self, text: str, into=None) -> None:
+        into = self.flags if into is None else into
+        if text not in into and len(into) < 20:
+            into.append(text)
+
+    def _outside(self, path) -> str | None:
+        try:
+            full = os.path.realpath(os.fsdecode(path))
+        except Exception:  # noqa: BLE001
+            return None
+        for allowed in (self.home, "/tmp", "/dev/null"):
+            if full == allowed or full.startswith(allowed.rstrip("/") + "/"):
+                return None
+        return full
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if not self.active:
+            return
+        try:
+            self._event(event, args)
+        except Exception:  # noqa: BLE001 - an audit hook must never raise
+            pass
+
+    def _event(self, event: str, args: tuple) -> None:
+        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+            path = os.fsdecode(args[0])
+            if any(m in path for m in self.markers) and path not in self.reference:
+                self.reference.append(path[:200])
+            mode, flags = (args[1] if len(args) > 1 else "r"), (args[2] if len(args) > 2
+                                                                  else 0)
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                (isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            if writing:
+                outside = self._outside(path)
+                if outside:
+                    self._flag(f"tried to write {outside} (outside its work copy)",
+                               self.warnings)
+        elif event in _WRITE_EVENTS and args and isinstance(args[0], (str, bytes,
+                                                                      os.PathLike)):
+            outside = self._outside(args[0])
+            if outside:
+                self._flag(f"tried to change {outside} ({event}, outside its work copy)",
+                           self.warnings)
+        elif event in ("os.kill", "os.killpg", "signal.pthread_kill") and args:
+            target = args[0]
+            if isinstance(target, int) and target not in (os.getpid(), 0):
+                self._flag(f"tried to signal process {target} ({event})")
+        elif event == "object.__setattr__" and args and isinstance(args[0], type):
+            module = getattr(args[0], "__module__", "") or ""
+            if module.startswith(("fromscratch", "torch", "builtins", "json")):
+                self._flag(f"changed {module}.{args[0].__name__}.{args[1]}")
+        elif event in _INTROSPECTION_EVENTS:
+            self._flag(f"used {event} (introspection of the grader's process)")
+        elif event in _SUBPROCESS_EVENTS:
+            what = repr(args[0])[:80] if args else event
+            if len(self.subprocesses) < 10:
+                self.subprocesses.append(f"{event}: {what}")
+        elif event == "sys.addaudithook":
+            self._flag("installed an audit hook")
+
+
+# -- integrity snapshot: functions the checks rely on -------------------------------------
+
+def _watched() -> dict:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    found = {"builtins": builtins, "math": math, "torch": torch, "torch.nn": nn,
+             "torch.nn.functional": F, "torch.Tensor": torch.Tensor,
+             "torch.nn.Module": nn.Module, "importlib": importlib, "json": json, "os": os,
+             "sys": sys}
+    for name, module in sorted(sys.modules.items()):
+        if (name.startswith("fromscratch.") and isinstance(module, types.ModuleType)
+                and not name.startswith("fromscratch.checks")):
+            found[name] = module
+    return found
+
+
+def _entries(name: str, space) -> dict:
+    out = {}
+    for key, value in list(vars(space).items()):
+        if name == "builtins":
+            if key in _BUILTINS_SKIPPED or (key.startswith("_") and key not in
+                                            ("__import__", "__build_class__")):
+                continue
+        elif isinstance(space, types.ModuleType) and key.startswith("__"):
+            continue
+        if name == "sys" and key not in ("meta_path", "path_hooks", "addaudithook"):
+            continue
+        if name == "sys":
+            out[key] = (value, list(value) if isinstance(value, list) else None, None)
+            continue
+        if isinstance(value, types.ModuleType) or not callable(value):
+            continue  # module-level data may change legitimately (caches)
+        code = getattr(value, "__code__", None) if isinstance(value, types.FunctionType) else None
+        defaults = getattr(value, "__defaults__", None) if code is not None else None
+        out[key] = (value, code, defaults)
+    return out
+
+
+def _snapshot() -> dict:
+    return {name: (space, _entries(name, space)) for name, space in _watched().items()}
+
+
+def _library_wrapper(new, old) -> bool:
+    """True when ``new`` is a library's own wrapper of ``old`` (torch wraps a few functions
+    the first time some of its modules are imported, e.g. ``torch.manual_seed``)."""
+    import torch
+
+    code = getattr(new, "__code__", None)
+    if code is None or not code.co_filename.startswith(os.path.dirname(torch.__file__)):
+        return False
+    seen = 0
+    while new is not None and seen < 10:
+        if new is old:
+            return True
+        new, seen = getattr(new, "__wrapped__", None), seen + 1
+    return False
+
+
+def _restore(snapshot: dict) -> list:
+    """Put back every snapshotted object a learner replaced; return their names."""
+    changed = []
+    for name, (space, entries) in snapshot.items():
+        current = vars(space)
+        for key, (value, code, defaults) in list(entries.items()):
+            now = current.get(key, _MISSING)
+            if name == "sys":
+                if now is not value or (code is not None and list(value) != code):
+                    changed.append(f"sys.{key}")
+                    if code is not None:
+                        value[:] = code
+                    setattr(space, key, value)
+                continue
+            if now is value and (code is None or (value.__code__ is code
+                                                  and value.__defaults__ == defaults)):
+                continue
+            if now is not _MISSING and _library_wrapper(now, value):
+                entries[key] = (now, getattr(now, "__code__", None),
+                                getattr(now, "__defaults__", None))
+                continue
+            changed.append(f"{name}.{key}")
+            try:
+                if code is not None and now is value:
+                    value.__code__, value.__defaults__ = code, defaults
+                else:
+                    setattr(space, key, value)
+            except (AttributeError, TypeError):
+                pass
+    return changed
+
+
+_MISSING = object()
+
+
+def _fresh_checks(chapter: str, package_path: list):
+    """Import ``fromscratch.checks`` and the chapter's checks anew, from their files."""
+    import fromscratch
+
+    fromscratch.__path__[:] = package_path  # no checks from a folder the learner added
+    for name in [n for n in sys.modules if n == "fromscratch.checks" or
+                 n.startswith("fromscratch.checks.")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    core = importlib.import_module("fromscratch.checks.core")
+    return core, importlib.import_module(f"fromscratch.checks.{chapter}")
+
+
+if __name__ == "__main__":
+    main()
