@@ -263,7 +263,7 @@ def check_stream_perplexity(measure: Callable, model: nn.Module, ids: torch.Tens
         "so score the logits at position t against ids[t + 1].": math.exp(shifted),
     }
     return check_measurement(
-        "rnn-stream-perplexity", measure, "measure_stream_perplexity", (model, ids), expected,
+        "rnn-perplexity", measure, "measure_stream_perplexity", (model, ids), expected,
         known=known, model=model, forbid=[perplexity], rel_tol=1e-3,
         input_text=f"the chapter's trained character model and test_ids ({len(ids):,} "
         "characters)",
