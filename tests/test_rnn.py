@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from fromscratch.data import remember_first
 from fromscratch.models import rnn
+from fromscratch.models.ngram import NGramModel
 
 TORCH = {"rnn": (nn.RNN, nn.RNNCell), "lstm": (nn.LSTM, nn.LSTMCell), "gru": (nn.GRU, nn.GRUCell)}
 
@@ -52,16 +54,40 @@ def test_unknown_cell_kind():
         rnn.make_cell("transformer", 2, 2)
 
 
-def test_gradient_norms_vanish_faster_in_plain_rnn():
+def _classifier(kind, keep_bias=None, hidden=16):
     torch.manual_seed(0)
-    x = torch.randn(8, 40, 16)
-    plain = rnn.gradient_norm_vs_distance(rnn.RNNCell(16, 16), x)
+    return rnn.SequenceClassifier(kind, 8, 4, rnn.RNNConfig(embed=8, hidden=hidden),
+                                  keep_bias=keep_bias)
+
+
+def test_gradient_norms_vanish_faster_in_plain_rnn():
+    X, y = remember_first(16, 40, seed=0)
+    plain = rnn.gradient_norm_vs_distance(_classifier("rnn"), X, y)
     assert plain.shape == (40,)
-    lstm = rnn.LSTMCell(16, 16)
-    with torch.no_grad():
-        lstm.bias_ih[16:32].fill_(3.0)
-    gated = rnn.gradient_norm_vs_distance(lstm, x)
+    gated = rnn.gradient_norm_vs_distance(_classifier("lstm", keep_bias=3.0), X, y)
     assert gated[-1] > 100 * plain[-1]
+
+
+def test_gradient_at_distance_0_is_the_task_losss_gradient():
+    model = _classifier("gru")
+    X, y = remember_first(5, 7, seed=1)
+    norms = rnn.gradient_norm_vs_distance(model, X, y)
+    h_last = model.rnn(model.embed(X))[0][:, -1].detach().requires_grad_()
+    loss = nn.functional.cross_entropy(model.out(h_last), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, h_last)
+    torch.testing.assert_close(norms[0], grad.norm(dim=1).mean())
+    assert all(p.grad is None for p in model.parameters())  # leaves the model clean
+
+
+def test_gradient_explodes_with_a_large_recurrent_gain():
+    X, y = remember_first(16, 30, seed=0)
+    model = _classifier("rnn", hidden=32)
+    with torch.no_grad():
+        nn.init.orthogonal_(model.rnn.cell.weight_hh, gain=3.0)
+    norms = rnn.gradient_norm_vs_distance(model, X, y)
+    assert norms[-1] > 100 * norms[0]
+    with pytest.raises(ValueError, match="targets"):
+        rnn.gradient_norm_vs_distance(model, X, y[:3])
 
 
 def test_keep_bias_sets_the_right_gate():
@@ -71,6 +97,68 @@ def test_keep_bias_sets_the_right_gate():
     assert torch.all(m.rnn.cell.bias_ih[5:10] == 2.0)
     with pytest.raises(ValueError, match="no gate"):
         rnn.SequenceClassifier("rnn", 8, 4, keep_bias=1.0)
+
+
+@pytest.mark.parametrize("kind,torch_cls,gate", [("lstm", nn.LSTMCell, "forget"),
+                                                  ("gru", nn.GRUCell, "update")])
+def test_init_keep_gate_opens_the_gate_that_keeps_the_state(kind, torch_cls, gate):
+    """Setting block 1 must make PyTorch's own cell keep its state: with zero input
+    weights, a state of ones decays by sigmoid(value) per step (LSTM cell, GRU h)."""
+    ref = torch_cls(3, 4)
+    cell = rnn.copy_from_torch(rnn.make_cell(kind, 3, 4), ref)
+    rnn.init_keep_gate(cell, 3.0)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ref, name).copy_(getattr(cell, name))
+        for w in (ref.weight_ih, ref.weight_hh):
+            w.zero_()
+        if kind == "lstm":
+            ref.bias_ih[:4].fill_(-30.0)  # input gate shut: nothing new is written
+        else:
+            ref.bias_ih[8:].zero_(), ref.bias_hh[8:].zero_()  # candidate n = tanh(0) = 0
+        x, ones = torch.zeros(1, 3), torch.ones(1, 4)
+        kept = ref(x, (ones, ones))[1] if kind == "lstm" else ref(x, ones)
+    expected = torch.sigmoid(torch.tensor(3.0))
+    torch.testing.assert_close(kept, torch.full((1, 4), expected.item()), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="no gate"):
+        rnn.init_keep_gate(rnn.RNNCell(2, 2), 1.0)
+
+
+def test_dropout_is_active_in_training_mode_only():
+    model = rnn.CharModel("lstm", 6, rnn.RNNConfig(embed=4, hidden=8, dropout=0.5))
+    x = torch.randint(0, 6, (2, 9))
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_ngram_counts_and_smoothing_by_hand():
+    ids = torch.tensor([0, 1, 0, 1, 0, 2])
+    m = NGramModel(vocab_size=3, max_order=2).fit(ids)
+    X, Y = torch.tensor([[0, 1]]), torch.tensor([[1, 2]])
+    lp = m.log_probs(X, Y, order=2, alpha=1.0).exp()[0]
+    uni1 = (2 + 1 / 3) / (6 + 1)  # P_0(1): 2 of 6 counts, smoothed towards uniform
+    assert lp[0].item() == pytest.approx((2 + uni1) / (3 + 1))  # after "0": "1" twice of 3
+    uni2 = (1 + 1 / 3) / (6 + 1)
+    assert lp[1].item() == pytest.approx((0 + uni2) / (2 + 1))  # "2" never followed "1"
+    # order 1 ignores the context; every probability distribution sums to one
+    lp1 = m.log_probs(X, Y, order=1, alpha=1.0).exp()[0]
+    assert lp1[0].item() == pytest.approx(uni1)
+    probs = [m.log_probs(X, torch.tensor([[c, c]]), 2, 0.5).exp()[0] for c in range(3)]
+    torch.testing.assert_close(sum(probs), torch.ones(2, dtype=torch.float64))
+
+
+def test_ngram_uses_only_the_windows_own_context_and_tunes():
+    text = torch.tensor([0, 1, 2] * 30)
+    m = NGramModel(3, max_order=4).fit(text)
+    X, Y = text[:-1].reshape(-1, 1)[:5], text[1:].reshape(-1, 1)[:5]
+    # windows of 1: at most one symbol of context, so orders 2..4 agree
+    assert m.perplexity(X, Y, 2, 1.0) == pytest.approx(m.perplexity(X, Y, 4, 1.0))
+    scores = m.tune(X, Y, orders=(1, 2), alphas=(0.1, 1.0))
+    assert min(scores, key=scores.get) == (2, 0.1) and len(scores) == 4
+    with pytest.raises(ValueError, match="order"):
+        m.log_probs(X, Y, order=5, alpha=1.0)
 
 
 def test_generate_is_reproducible_and_validates():

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from ..models.rnn import GRUCell, LSTMCell, perplexity
+from ..models.rnn import GRUCell, LSTMCell, RNNCell, init_keep_gate, perplexity
 from .core import Case, check_function, check_measurement, check_trained_model
 
 MEMORY_BAR = 0.9
@@ -97,9 +97,109 @@ def check_gru_step(fn: Callable, strict: Optional[bool] = None):
     )
 
 
+GRUS = (GRUCell, nn.GRU, nn.GRUCell)
+OTHER_RECURRENT = (RNNCell, LSTMCell, nn.RNN, nn.LSTM, nn.RNNCell, nn.LSTMCell)
+
+
+def _steps_into(module, x):
+    """The per-step inputs ``(B, I)`` that one call of a GRU module receives."""
+    if isinstance(module, nn.GRU):
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            return []  # a packed or unbatched sequence: not checked
+        return list((x if module.batch_first else x.transpose(0, 1)).unbind(1))
+    return [x]  # a cell: one step per call
+
+
+def _replace_first_step(module, x, new_first):
+    if isinstance(module, nn.GRU):
+        x = x.clone()
+        if module.batch_first:
+            x[:, 0] = new_first
+        else:
+            x[0] = new_first
+        return x
+    return new_first
+
+
+def _gru_reads_first_token_first(model, pair) -> Optional[list]:
+    """``None`` if the model is built on a GRU that reads the sequence left to right and
+    through which alone the first token reaches the output; else the feedback lines.
+
+    ``pair`` holds two sequences equal except for their first token. The inputs that the
+    GRU receives at each step are recorded: only step 0 may differ between the two. Then
+    step 0's input of the second sequence is replaced by the first's: the two outputs must
+    become equal (no path from the first token to the output bypasses the GRU)."""
+    grus = [m for m in model.modules() if isinstance(m, GRUS)]
+    if not grus:
+        others = sorted({type(m).__name__ for m in model.modules()
+                         if isinstance(m, OTHER_RECURRENT)})
+        found = f" (it has {', '.join(others)})" if others else ""
+        return [f"the exercise asks for a GRU, and the model holds none{found}.",
+                "hint: build it on the course's GRU cell (SequenceClassifier('gru', ...)) or on "
+                "nn.GRU, and make that GRU remember."]
+    if any(getattr(m, "bidirectional", False) for m in grus):
+        return ["the GRU is bidirectional: its backward direction reads the first token last, "
+                "so nothing has to be remembered.",
+                "hint: use one direction, left to right, as the exercise asks."]
+    steps, first = [], {}
+
+    def record(module, args):
+        steps.extend(_steps_into(module, args[0]))
+
+    def patch(module, args):
+        if "done" in first:
+            return None
+        first["done"] = True
+        x = args[0]
+        new = _steps_into(module, x)[0].clone()
+        new[1] = new[0]
+        return (_replace_first_step(module, x, new), *args[1:])
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            handles = [m.register_forward_pre_hook(record) for m in grus]
+            try:
+                model(pair)
+            finally:
+                for h in handles:
+                    h.remove()
+            handles = [m.register_forward_pre_hook(patch) for m in grus]
+            try:
+                patched = model(pair)
+            finally:
+                for h in handles:
+                    h.remove()
+    finally:
+        model.train(was_training)
+    differs = [not torch.equal(s[0], s[1]) for s in steps]
+    if not steps:
+        return ["the model never runs its GRU on the sequence.",
+                "hint: embed the tokens, run the GRU over them, classify its last hidden state."]
+    if differs[-1] and not any(differs[:-1]) and len(differs) > 1:
+        return ["the GRU reads the sequence backwards: the first token reaches it at the last "
+                "step, so nothing has to be remembered (did you flip the tokens?).",
+                "hint: read left to right as the exercise asks; the first token must survive "
+                "every later step in the GRU's state."]
+    if not differs[0] or any(differs[1:]):
+        return ["the GRU does not read the sequence left to right, one token per step: the "
+                "first token should change only its first step's input.",
+                "hint: embed the tokens (B, T) -> (B, T, E) and run the GRU over the time axis."]
+    if not torch.allclose(patched[0], patched[1], atol=1e-6):
+        return ["the first token reaches the output by a path around the GRU: with the GRU's "
+                "first input made equal, the two outputs should be equal too.",
+                "hint: classify from the GRU's last hidden state only, so the answer has to be "
+                "remembered through the recurrence."]
+    return None
+
+
 def check_memory_model(make_model: Callable, strict: Optional[bool] = None, length: int = 50,
                        epochs: int = 6, seed: int = 0):
-    """Train ``make_model(vocab_size, n_classes)`` on the remember-first task and test it."""
+    """Train ``make_model(vocab_size, n_classes)`` (a GRU, reading left to right) on the
+    remember-first task and test it. The course's :func:`init_keep_gate` (also reached
+    through ``SequenceClassifier(..., keep_bias=...)``) is refused: setting the gate's
+    bias is the exercise."""
     from ..data import remember_first
     from ..training import accuracy, fit
 
@@ -109,47 +209,67 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
             device=torch.device("cpu"), progress=False)
         return accuracy(model, *remember_first(500, length, seed=seed + 1))
 
+    pair = remember_first(1, length, seed=seed + 3)[0].repeat(2, 1)
+    pair[1, 0] = (pair[0, 0] + 1) % 4  # two sequences that differ in the first token only
+
     def below_bar(model, acc):
-        gated = any(isinstance(m, (GRUCell, LSTMCell, nn.GRU, nn.LSTM, nn.GRUCell, nn.LSTMCell))
-                    for m in model.modules())
         return [
-            "hint: the model is gated but still forgets: at the start its keep gate is half "
-            "closed (sigmoid(0) = 0.5), so the first token fades within a few steps and no "
-            "gradient reaches it. Initialise the bias of the gate that keeps the state "
-            "(GRU: update gate z; LSTM: forget gate f) to a large value such as 3."
-            if gated else
-            "hint: a plain RNN forgets the first token; use a gated cell (kind='lstm' or "
-            "'gru') so the memory has an additive path through time."]
+            "hint: the GRU still forgets: at the start its update gate z is half open "
+            "(sigmoid(0) = 0.5), so the first token fades within a few steps and no "
+            "gradient reaches it. Set the bias of the gate that keeps the state (GRU: "
+            "update gate z, block 1 of bias_ih) to a large value such as 3."]
 
     return check_trained_model(
         "rnn-memory-model", make_model, "make_memory_model", (8, 4),
-        probe=remember_first(3, length, seed=seed + 2)[0], probe_text=f"token ids of shape (3, {length})",
+        probe=remember_first(3, length, seed=seed + 2)[0],
+        probe_text=f"token ids of shape (3, {length})",
         out_shape=(3, 4), shape_hint="return one row of 4 logits per sequence, computed from the "
         "hidden state after the last step.",
+        requirements=[lambda model: _gru_reads_first_token_first(model, pair)],
         train=train, bar=MEMORY_BAR,
         score_text=lambda a: f"{a:.1%} validation accuracy at length {length} (chance 25%)",
-        below_bar=below_bar, strict=strict, seed=seed)
+        below_bar=below_bar, forbid=[init_keep_gate], strict=strict, seed=seed)
 
 
-def check_perplexity(measure: Callable, model: nn.Module, X: torch.Tensor, Y: torch.Tensor,
-                     strict: Optional[bool] = None):
-    """Run ``measure(model, X, Y)`` and compare with the model's validation perplexity."""
-    expected = perplexity(model, X, Y)
-    ce = math.log(expected)
+def _stream_logits(model, ids):
+    return model(ids[None, :-1])[0]  # (N - 1, vocab): one pass, the state carried along
+
+
+def check_stream_perplexity(measure: Callable, model: nn.Module, ids: torch.Tensor,
+                            strict: Optional[bool] = None):
+    """Run ``measure(model, ids)`` and compare with the perplexity of reading ``ids`` as one
+    sequence (the state carried from the first character to the last)."""
+    from ..data import char_windows
+
+    model.eval()
+    with torch.no_grad():
+        logits = _stream_logits(model, ids)
+        ce = nn.functional.cross_entropy(logits, ids[1:]).item()
+        shifted = nn.functional.cross_entropy(logits, ids[:-1]).item()
+        fresh = nn.functional.cross_entropy(model(ids[:-1, None])[:, 0], ids[1:]).item()
+    expected = math.exp(ce)
     known = {
         "this is the mean cross-entropy (in nats); perplexity is its exponential, "
         "math.exp(loss).": ce,
         "this is the cross-entropy in bits; perplexity is exp of the mean loss in nats "
         "(or 2 ** bits).": ce / math.log(2),
+        "every character was read from a fresh zero state: pass the state on from one "
+        "character to the next (model(x, state, return_state=True)), or read the text as "
+        "one sequence of shape (1, N - 1).": math.exp(fresh),
+        "this is the windowed perplexity (windows of 64, each from a zero state), the "
+        "chapter's measurement; the exercise reads the text as one sequence.":
+        perplexity(model, *char_windows(ids, 64)),
+        "the targets are the inputs themselves: the model predicts the *next* character, "
+        "so score the logits at position t against ids[t + 1].": math.exp(shifted),
     }
     return check_measurement(
-        "rnn-perplexity", measure, "measure_perplexity", (model, X, Y), expected, known=known,
-        model=model, forbid=[perplexity],
-        input_text="the chapter's trained character model and the validation windows",
-        hint="compute the mean cross-entropy of model(X) against Y over every character, then "
-        "take math.exp of it. (If your number is far too large: did you exponentiate the "
-        "*summed* loss instead of the mean per character?)",
-        success=lambda v: f"validation perplexity {v:.3f}: on average the model is as unsure as "
-        f"a uniform choice among {v:.1f} characters (the vocabulary has "
-        f"{model.out.out_features}).",
+        "rnn-perplexity", measure, "measure_stream_perplexity", (model, ids), expected,
+        known=known, model=model, forbid=[perplexity], rel_tol=1e-3,
+        input_text=f"the chapter's trained character model and test_ids ({len(ids):,} "
+        "characters)",
+        hint="read ids[:-1] as one sequence (shape (1, N - 1)) in eval mode without "
+        "gradients, score the logits against the next characters ids[1:] with the mean "
+        "cross-entropy, and return math.exp of it.",
+        success=lambda v: f"perplexity {v:.2f} reading the text as one sequence; compare it "
+        "with the chapter's test perplexity on windows of 64.",
         strict=strict)

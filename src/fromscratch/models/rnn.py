@@ -155,18 +155,43 @@ class RNNConfig:
 
     embed: int = 32  # size of the token embedding
     hidden: int = 128  # size of the hidden state
+    dropout: float = 0.0  # dropout on the embeddings and on the hidden states (training only)
 
     @classmethod
     def default(cls) -> RNNConfig:
-        return pick(cls(), cls(embed=64, hidden=512))
+        """The character model's sizes: small for a CPU, wider with FROMSCRATCH_SCALE=large."""
+        return pick(cls(dropout=0.1), cls(embed=64, hidden=512, dropout=0.2))
+
+
+KEEP_GATE_BLOCK = 1  # the keep gate is block 1 in both: LSTM (i, f, g, o), GRU (r, z, n)
+
+
+def init_keep_gate(cell: _Cell, value: float) -> _Cell:
+    """Set the bias of the gate that keeps the old state to ``value``.
+
+    That gate is the LSTM's forget gate f and the GRU's update gate z; in PyTorch's layout
+    both are block 1 of the stacked gates. ``bias_ih`` of that block gets ``value`` and
+    ``bias_hh`` of it 0, so the gate starts at about sigmoid(value) (3 gives 0.95: the cell
+    starts out keeping almost all of its state).
+    """
+    if not isinstance(cell, (LSTMCell, GRUCell)):
+        raise ValueError(f"{type(cell).__name__} has no gate to bias: this needs an LSTM or "
+                         "GRU cell")
+    H = cell.hidden_size
+    block = slice(KEEP_GATE_BLOCK * H, (KEEP_GATE_BLOCK + 1) * H)
+    with torch.no_grad():
+        cell.bias_ih[block].fill_(value)
+        cell.bias_hh[block].zero_()
+    return cell
 
 
 class SequenceClassifier(nn.Module):
     """Embed tokens, run a recurrent cell, classify from the last hidden state.
 
-    ``keep_bias`` initialises the bias of the gate that keeps the old state: the LSTM's
-    forget gate (f) or the GRU's update gate (z). A large value (e.g. 3, sigmoid(3) = 0.95)
-    starts the cell out remembering, which lets gradients reach far back from the start.
+    ``keep_bias`` initialises the bias of the gate that keeps the old state (the LSTM's
+    forget gate f or the GRU's update gate z) with :func:`init_keep_gate`. A large value
+    (e.g. 3, sigmoid(3) = 0.95) starts the cell out remembering, which lets gradients
+    reach far back from the start.
     """
 
     def __init__(self, kind: str, vocab_size: int, n_classes: int, config: RNNConfig = None,
@@ -175,19 +200,16 @@ class SequenceClassifier(nn.Module):
         c = config or RNNConfig.default()
         self.embed = nn.Embedding(vocab_size, c.embed)
         self.rnn = Recurrent(make_cell(kind, c.embed, c.hidden))
+        self.drop = nn.Dropout(c.dropout)
         self.out = nn.Linear(c.hidden, n_classes)
         if keep_bias is not None:
             if kind == "rnn":
                 raise ValueError("a plain RNN has no gate to bias: keep_bias needs lstm or gru")
-            H = c.hidden
-            block = {"lstm": 1, "gru": 1}[kind]  # f is LSTM block 1 (i,f,g,o); z is GRU block 1 (r,z,n)
-            with torch.no_grad():
-                self.rnn.cell.bias_ih[block * H : (block + 1) * H].fill_(keep_bias)
-                self.rnn.cell.bias_hh[block * H : (block + 1) * H].zero_()
+            init_keep_gate(self.rnn.cell, keep_bias)
 
     def forward(self, tokens):  # tokens: (B, T)
-        hs, _ = self.rnn(self.embed(tokens))  # (B, T, H)
-        return self.out(hs[:, -1])  # (B, n_classes)
+        hs, _ = self.rnn(self.drop(self.embed(tokens)))  # (B, T, H)
+        return self.out(self.drop(hs[:, -1]))  # (B, n_classes)
 
 
 class CharModel(nn.Module):
@@ -198,11 +220,12 @@ class CharModel(nn.Module):
         c = config or RNNConfig.default()
         self.embed = nn.Embedding(vocab_size, c.embed)
         self.rnn = Recurrent(make_cell(kind, c.embed, c.hidden))
+        self.drop = nn.Dropout(c.dropout)  # active in training mode only
         self.out = nn.Linear(c.hidden, vocab_size)
 
     def forward(self, tokens, state=None, return_state: bool = False):  # tokens: (B, T)
-        hs, state = self.rnn(self.embed(tokens), state)
-        logits = self.out(hs)  # (B, T, vocab)
+        hs, state = self.rnn(self.drop(self.embed(tokens)), state)
+        logits = self.out(self.drop(hs))  # (B, T, vocab)
         return (logits, state) if return_state else logits
 
 
@@ -245,15 +268,21 @@ def perplexity(model: nn.Module, X: torch.Tensor, Y: torch.Tensor) -> float:
     return math.exp(ce.item())
 
 
-def gradient_norm_vs_distance(cell: _Cell, x: torch.Tensor) -> torch.Tensor:
-    """How strongly a loss at the last step reaches back to earlier hidden states.
+def gradient_norm_vs_distance(model: SequenceClassifier, tokens: torch.Tensor,
+                              targets: torch.Tensor) -> torch.Tensor:
+    """How strongly the task's loss reaches back to earlier hidden states.
 
-    Runs ``cell`` over inputs ``x (B, T, I)``, takes the sum of the final hidden state as
-    the loss, and returns ``||dL/dh_t||`` for every step, reversed so that index ``d`` is
-    the distance ``d = T - 1 - t`` between the hidden state and the loss.
+    Runs the classifier ``model`` over ``tokens (B, T)``, takes the cross-entropy of its
+    prediction from the last hidden state against ``targets (B,)`` (the loss it is trained
+    with), and returns, for every step ``t``, the norm ``||dL_i/dh_t||`` of one sequence's
+    loss ``L_i`` with respect to its hidden state, averaged over the ``B`` sequences. The
+    result is reversed, so that index ``d`` is the distance ``d = T - 1 - t`` from the loss.
     """
-    if x.dim() != 3:
-        raise ValueError(f"expected inputs (batch, time, features), got {tuple(x.shape)}")
+    if tokens.dim() != 2 or targets.shape != tokens.shape[:1]:
+        raise ValueError(f"expected tokens (B, T) and targets (B,), got {tuple(tokens.shape)} "
+                         f"and {tuple(targets.shape)}")
+    cell = model.rnn.cell
+    x = model.embed(tokens)  # (B, T, I)
     state = cell.init_state(x.shape[0], x.device)
     hs = []
     for t in range(x.shape[1]):
@@ -261,7 +290,9 @@ def gradient_norm_vs_distance(cell: _Cell, x: torch.Tensor) -> torch.Tensor:
         h = cell.hidden(state)
         h.retain_grad()  # keep dL/dh_t although h_t is not a leaf
         hs.append(h)
-    hs[-1].sum().backward()
-    norms = torch.stack([h.grad.norm() for h in hs])
-    cell.zero_grad(set_to_none=True)
+    # summed over sequences, so that row i of each gradient is dL_i/dh_t
+    loss = nn.functional.cross_entropy(model.out(hs[-1]), targets, reduction="sum")
+    loss.backward()
+    norms = torch.stack([h.grad.norm(dim=1).mean() for h in hs])  # (T,)
+    model.zero_grad(set_to_none=True)
     return norms.flip(0).detach()
