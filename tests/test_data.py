@@ -84,3 +84,17 @@ def test_shipped_snapshot_is_fixed_and_matches_python_311_text():
         load_text(max_chars=10**7)
     with pytest.raises(ValueError, match="source"):
         load_text(source="web")
+
+
+def test_validation_split_is_carved_from_training_data_stratified_and_seeded():
+    from fromscratch.data import split_off_validation
+
+    split = load_digits_split()
+    (Xf, yf), (Xv, yv) = split_off_validation(*split.train, fraction=0.2, seed=0)
+    assert len(yf) + len(yv) == len(split.y_train) and len(yv) == 270
+    assert torch.equal(torch.cat([yf, yv]).sort().values, split.y_train.sort().values)
+    assert torch.bincount(yv, minlength=10).min() >= 26
+    (_, _), (Xv2, _) = split_off_validation(*split.train, fraction=0.2, seed=0)
+    assert torch.equal(Xv, Xv2)
+    with pytest.raises(ValueError, match="fraction"):
+        split_off_validation(*split.train, fraction=0.0)

@@ -83,9 +83,9 @@ def test_notebook_cells_carry_nbgrader_metadata():
 
 
 def test_show_solution_prints_reference(capsys):
-    exercises.show_solution("cnn-shift-experiment")
+    exercises.show_solution("cnn-occlusion")
     out = capsys.readouterr().out
-    assert "shift_images(X, dx=2)" in out and "BEGIN SOLUTION" not in out
+    assert "X_blank[..., :4, :] = 0" in out and "BEGIN SOLUTION" not in out
 
 
 def test_malformed_exercise_files_get_clear_errors(tmp_path):

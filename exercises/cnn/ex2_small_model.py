@@ -9,7 +9,8 @@
 # The chapter's `DigitsCNN` has 53,002 parameters. Change the model: write
 # `make_small_cnn()` returning a network with **at most 5,000 parameters** that still
 # reaches **95% test accuracy** on the digits. It takes images `(N, 1, 8, 8)` and returns
-# logits `(N, 10)`. Use this chapter's `Conv2d` and `MaxPool2d` (or `nn` layers).
+# logits `(N, 10)`. It must be a CNN: at least one convolution (this chapter's `Conv2d` or
+# `nn.Conv2d`), with `MaxPool2d` or `nn.MaxPool2d` for pooling.
 # The check trains your model for 20 epochs (Adam, learning rate 0.01 with cosine decay,
 # shift augmentation; about 5 s).
 # Where do most of `DigitsCNN`'s parameters sit: in the convolutions or in the dense head?
@@ -56,3 +57,10 @@ from fromscratch.models.cnn import Conv2d, MaxPool2d
 
 def make_small_cnn():
     return nn.Sequential(Conv2d(1, 1, 3, padding=1), MaxPool2d(4), nn.Flatten(), nn.Linear(4, 10))
+
+# %% [mistake] an MLP, not a CNN | expect: your model has no convolution layer
+import torch.nn as nn
+
+
+def make_small_cnn():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))

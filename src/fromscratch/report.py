@@ -14,11 +14,14 @@ METADATA_KEY = "fromscratch_metrics"
 
 
 def record(chapter: str, **metrics) -> None:
-    """Display ``metrics`` as a table and store them in the output's metadata."""
+    """Display ``metrics`` as a table and store them in the output's metadata.
+
+    Keys stay machine-readable in the metadata (``test_accuracy``); the table shows them
+    with spaces (``test accuracy``)."""
     for name, value in metrics.items():
         if not isinstance(value, (int, float, str)):
             raise TypeError(f"metric {name!r} must be a number or text, got {type(value).__name__}")
-    rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items())
+    rows = "\n".join(f"| {k.replace('_', ' ')} | {_fmt(v)} |" for k, v in metrics.items())
     table = f"| {chapter} | value |\n|---|---|\n{rows}"
     try:
         from IPython.display import Markdown, display

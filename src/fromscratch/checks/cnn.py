@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import Case, check_function, check_measurement, check_trained_model
+from .core import Case, check_function, check_measurement, check_trained_model, failed, finish
 
 PARAM_BUDGET = 5_000
 ACCURACY_BAR = 0.95
@@ -19,7 +19,9 @@ def _cases_max_pool():
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     return [
         Case((r(1, 1, 4, 6), 2), label="one 4x6 image, 2x2 windows"),
+        Case((r(1, 1, 7, 9), 2), label="a 7x9 image (not a multiple of 2), stride=None"),
         Case((r(2, 3, 6, 6), 2), label="a batch with 3 channels"),
+        Case((r(2, 2, 5, 7), 3), label="3x3 windows on 5x7 (a multiple of neither), stride=None"),
         Case((r(1, 2, 5, 5), 2), {"stride": 1}, label="overlapping windows (stride 1)"),
         Case((r(2, 1, 7, 7), 3), {"stride": 2}, label="3x3 windows, stride 2"),
         Case((-1 - r(1, 1, 4, 4).abs(), 2), label="all values negative"),
@@ -31,8 +33,17 @@ def _ref_max_pool(x, kernel_size, stride=None):
     return F.max_pool2d(x, kernel_size, kernel_size if stride is None else stride)
 
 
+def _forbidden_max_pools() -> list:
+    """What the max-pool exercise refuses: the course's answer and PyTorch's."""
+    from ..models import cnn
+
+    return [cnn.max_pool2d, cnn.MaxPool2d.forward, (F, "max_pool2d"),
+            (F, "max_pool2d_with_indices"), (torch, "max_pool2d")]
+
+
 def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
-    """Compare ``fn(x, kernel_size, stride=None)`` with ``F.max_pool2d`` on six inputs."""
+    """Compare ``fn(x, kernel_size, stride=None)`` with ``F.max_pool2d`` on eight inputs;
+    calling the course's ``max_pool2d`` / ``MaxPool2d`` or PyTorch's max pooling is refused."""
     mistakes = [
         (
             lambda x, k, stride=None: F.avg_pool2d(x, k, stride or k),
@@ -58,6 +69,12 @@ def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
             "windows); your default moves it by 1.",
         ),
         (
+            lambda x, k, stride=None: F.max_pool2d(x, k, stride or k, ceil_mode=True),
+            "your output keeps the windows that hang over the border (ceil mode, e.g. 4x5 "
+            "from a 7x9 input with 2x2 windows). A window that does not fit completely is "
+            "dropped: (H - kernel_size) // stride + 1 rows, here 3x4.",
+        ),
+        (
             lambda x, k, stride=None: F.max_pool2d(x, k, stride or k).transpose(-1, -2),
             "height and width are swapped in your output: the result must be "
             "(N, C, H_out, W_out); check the order in your permute.",
@@ -69,16 +86,32 @@ def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
         _ref_max_pool,
         _cases_max_pool(),
         mistakes=mistakes,
-        hint="the output has size (H - kernel_size) // stride + 1 along each spatial axis; "
-        "each output pixel is the max over one window, separately for every image and channel.",
+        hint="the output has size (H - kernel_size) // stride + 1 along each spatial axis: "
+        "when H or W is not a multiple of the window, the windows that do not fit are dropped "
+        "(a reshape into blocks fails there). Each output pixel is the max over one window, "
+        "separately for every image and channel.",
+        forbid=_forbidden_max_pools(),
         strict=strict,
     )
+
+
+def _has_convolution(model: nn.Module):
+    from ..models.cnn import Conv2d
+
+    if any(isinstance(m, (Conv2d, nn.Conv2d)) for m in model.modules()):
+        return None
+    layers = ", ".join(sorted({type(m).__name__ for m in model.modules()} - {"Sequential"}))
+    return [f"your model has no convolution layer (its layers: {layers}); the exercise asks "
+            "for a CNN.",
+            "hint: start with `Conv2d(1, channels, 3, padding=1)` (this chapter's) or "
+            "`nn.Conv2d`, followed by ReLU and max pooling, before the dense layer."]
 
 
 def check_small_cnn(
     make_model: Callable, strict: Optional[bool] = None, epochs: int = 20, seed: int = 0
 ):
-    """Build the learner's model, check its interface and size, train it, test it."""
+    """Build the learner's model, check that it is a CNN within the parameter budget, train
+    it with the check's fixed recipe and test it."""
     from ..data import load_digits_split, random_shift
     from ..training import accuracy, count_parameters, fit
 
@@ -104,7 +137,7 @@ def check_small_cnn(
         shape_hint="print the shape after every layer; the Linear layer's in_features must "
         "equal channels * height * width after the last pooling, and the model ends with a "
         "Linear layer to 10 outputs (one per digit), no softmax.",
-        requirements=[within_budget], train=train, bar=ACCURACY_BAR,
+        requirements=[_has_convolution, within_budget], train=train, bar=ACCURACY_BAR,
         score_text=lambda a: f"{a:.1%} test accuracy",
         below_bar=lambda model, acc: [
             "hint: keep at least one convolution + pooling block with ReLU; a model that is "
@@ -114,37 +147,48 @@ def check_small_cnn(
         strict=strict, seed=seed)
 
 
-def shifted_accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, dx: int = 2) -> float:
-    """Test accuracy of ``model`` on images shifted ``dx`` pixels to the right."""
-    from ..data import shift_images
+def blank_rows(X: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """A copy of images ``X (..., H, W)`` with rows ``start:stop`` set to 0 (occluded)."""
+    out = X.clone()
+    out[..., start:stop, :] = 0
+    return out
+
+
+def check_occlusion(measure: Callable, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                    strict: Optional[bool] = None):
+    """Run ``measure(model, X, y)``: the accuracy with the top half (rows 0-3) of every
+    image blanked. The check computes the expected number itself."""
     from ..training import accuracy
 
-    return accuracy(model, shift_images(X, dx=dx), y)
-
-
-def check_shifted_accuracy(measure: Callable, model: nn.Module, X: torch.Tensor,
-                           y: torch.Tensor, strict: Optional[bool] = None):
-    """Run ``measure(model, X, y)`` and compare with the accuracy on images shifted 2 px right."""
-    from ..data import shift_images
-    from ..training import accuracy
-
-    expected = shifted_accuracy(model, X, y, dx=2)
+    half = X.shape[-2] // 2
+    expected = accuracy(model, blank_rows(X, 0, half), y)
     clean = accuracy(model, X, y)
+    bottom = accuracy(model, blank_rows(X, half, X.shape[-2]), y)
+    left = X.clone()
+    left[..., :, : X.shape[-1] // 2] = 0
     known = {
-        "this is the accuracy on the *unshifted* test images: apply "
-        "`shift_images(X, dx=2)` before evaluating.": clean,
-        "this is the accuracy for images shifted 2 pixels *left* (dx=-2); "
-        "a shift right is dx=+2.": shifted_accuracy(model, X, y, dx=-2),
-        "this is the accuracy for a shift *down* (dy=2); the exercise shifts right "
-        "(dx=2).": accuracy(model, shift_images(X, dy=2), y),
+        "this is the accuracy on the *unoccluded* images: set rows 0 to 3 to 0 first.": clean,
+        "this is the accuracy with the *bottom* half blanked (rows 4 to 7); the top half is "
+        "rows 0 to 3, `X[..., :4, :]`.": bottom,
+        "this is the accuracy with the *left* half blanked (columns); the top half is the "
+        "first rows: index the second-to-last axis, `X[..., :4, :]`.": accuracy(model, left, y),
+        "this blanks only rows 0 to 2: the slice `:3` stops before row 3; the top half of an "
+        "8-row image is `:4`.": accuracy(model, blank_rows(X, 0, half - 1), y),
         "this is a percentage: an accuracy is a fraction between 0 and 1; divide by 100.":
             100 * expected,
     }
-    return check_measurement(
-        "cnn-shift-experiment", measure, "measure_shifted_accuracy", (model, X, y), expected,
+    given = X.clone()
+    result = check_measurement(
+        "cnn-occlusion", measure, "measure_top_half_blanked", (model, given, y), expected,
         known=known, model=model,
-        input_text="the chapter's trained CNN and the test images, shifted 2 pixels right",
-        hint="use `shift_images(X, dx=2)` and `accuracy(model, X_shifted, y)`.",
-        success=lambda v: f"accuracy on images shifted 2 px right: {v:.4f} "
-        f"(unshifted: {clean:.4f}, a drop of {clean - v:.1%}).",
-        strict=strict)
+        input_text="the chapter's trained CNN and the test images, top half (rows 0-3) set to 0",
+        hint="copy the images (`X.clone()`), set `X_blank[..., :4, :] = 0`, then "
+        "`accuracy(model, X_blank, y)`.",
+        success=lambda v: f"accuracy with the top half blanked: {v:.4f} (unoccluded: "
+        f"{clean:.4f}).", strict=False)
+    if result.passed and not torch.equal(given, X):
+        return failed("cnn-occlusion", [
+            "your function changed the images it was given: after the call, rows of `X` are 0.",
+            "likely mistake: `X[..., :4, :] = 0` writes into the caller's tensor (the chapter's "
+            "test set!). Work on a copy: `X_blank = X.clone()`."], strict)
+    return finish(result, strict)

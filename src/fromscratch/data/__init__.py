@@ -5,7 +5,13 @@
 - :mod:`.sequences`: generators for synthetic sequence tasks.
 """
 
-from .digits import DigitsSplit, load_digits_split, random_shift, shift_images
+from .digits import (
+    DigitsSplit,
+    load_digits_split,
+    random_shift,
+    shift_images,
+    split_off_validation,
+)
 from .sequences import remember_first
 from .text import CharVocab, char_windows, load_text
 
@@ -14,6 +20,7 @@ __all__ = [
     "load_digits_split",
     "random_shift",
     "shift_images",
+    "split_off_validation",
     "remember_first",
     "CharVocab",
     "char_windows",

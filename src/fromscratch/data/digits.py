@@ -51,6 +51,24 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> DigitsSplit
     return DigitsSplit(X[tr], y[tr], X[te], y[te])
 
 
+def split_off_validation(X: torch.Tensor, y: torch.Tensor, fraction: float = 0.2,
+                         seed: int = 0) -> tuple:
+    """Carve a stratified validation set out of training data: ``(X_fit, y_fit), (X_val, y_val)``.
+
+    Choices (recipe, number of epochs) are made on the validation set, so the test set is
+    used only for the numbers a chapter reports. The same ``seed`` gives the same split.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    from sklearn.model_selection import train_test_split
+
+    fit_idx, val_idx = train_test_split(
+        torch.arange(len(y)).numpy(), test_size=fraction, random_state=seed, stratify=y.numpy()
+    )
+    fit_idx, val_idx = torch.as_tensor(fit_idx), torch.as_tensor(val_idx)
+    return (X[fit_idx], y[fit_idx]), (X[val_idx], y[val_idx])
+
+
 def shift_images(x: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
     """Shift images ``(..., H, W)`` right by ``dx`` and down by ``dy`` pixels, filling with 0.
 
