@@ -32,18 +32,23 @@
 # | Hierarchy: edges, then parts | [Feature maps by depth](hierarchy) |
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown
+from sklearn.linear_model import LogisticRegression
 
 from fromscratch import device, seed_everything
-from fromscratch.data import load_digits_split, random_shift, shift_images
+from fromscratch.data import (
+    load_digits_split,
+    random_shift,
+    shift_images,
+    split_off_validation,
+)
 from fromscratch.models import cnn
-from fromscratch.plotting import heatmap, plot_history, plot_lines, show_images, show_source
-from fromscratch.report import record
-from fromscratch.training import Timer, accuracy, count_parameters, fit
+from fromscratch.plotting import plot_history, plot_lines, show_images, show_source
+from fromscratch.report import bound, record
+from fromscratch.training import accuracy, best_time, count_parameters, fit
 
 seed_everything(0)
 print("device:", device())
@@ -52,12 +57,18 @@ print("device:", device())
 # ## The data: handwritten digits
 #
 # scikit-learn ships 1,797 handwritten digits of 8x8 pixels, so nothing is downloaded.
-# We split them once, with a fixed seed, into 1,347 training and 450 test images.
+# We split them once, with a fixed seed, into a training and a test set, and carve a
+# **validation** set out of the training set. Every choice in this chapter (which
+# training recipe, which regularisation strength) is made on the validation set; the test
+# set is used only for the numbers we report.
 
 # %%
 split = load_digits_split()
-print("train:", tuple(split.X_train.shape), "test:", tuple(split.X_test.shape))
-show_images(split.X_train[:16], titles=split.y_train[:16].tolist(), suptitle="training digits")
+fit_set, val_set = split_off_validation(*split.train, fraction=0.2, seed=0)
+print("train:", len(split.y_train), "= fit:", len(fit_set[1]), "+ validation:",
+      len(val_set[1]), "| test:", len(split.y_test))
+show_images(split.X_train[:16], titles=split.y_train[:16].tolist(),
+            suptitle="training digits (8x8 pixels, label above)")
 
 # %% [markdown]
 # ## Convolution by its definition
@@ -87,9 +98,8 @@ for stride in (1, 2):
     for padding in (0, 1):
         ours = cnn.conv2d_loops(x, w, b, stride=stride, padding=padding)
         ref = F.conv2d(x, w, b, stride=stride, padding=padding)
-        assert torch.allclose(ours, ref, atol=1e-5), (stride, padding)
         print(f"stride={stride} padding={padding}: output {tuple(ours.shape)}, "
-              f"max difference {(ours - ref).abs().max():.1e}")
+              f"max difference {bound((ours - ref).abs().max(), 1e-5)}")
 
 # %% [markdown]
 # ### Padding and stride
@@ -101,13 +111,15 @@ for stride in (1, 2):
 
 # %%
 rows = []
-for n, k, p, s in [(8, 3, 0, 1), (8, 3, 1, 1), (8, 3, 1, 2), (28, 5, 2, 1), (7, 3, 0, 2)]:
+cases = [(8, 3, 0, 1), (8, 3, 1, 1), (8, 3, 1, 2), (28, 5, 2, 1), (7, 3, 0, 2)]
+for n, k, p, s in cases:
     predicted = cnn.conv_output_size(n, k, p, s)
-    actual = F.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k), padding=p, stride=s).shape[-1]
+    image, kernel = torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k)
+    actual = F.conv2d(image, kernel, padding=p, stride=s).shape[-1]
     assert predicted == actual
     rows.append(f"| {n} | {k} | {p} | {s} | {predicted} |")
-from IPython.display import Markdown
-Markdown("| input | kernel | padding | stride | output |\n|---|---|---|---|---|\n" + "\n".join(rows))
+Markdown("| input | kernel | padding | stride | output |\n|---|---|---|---|---|\n"
+         + "\n".join(rows))
 
 # %% [markdown]
 # ## From loops to one matrix multiply
@@ -129,33 +141,38 @@ for stride in (1, 2):
 print("conv2d_unfold equals F.conv2d for strides 1, 2 and paddings 0, 1, 2")
 
 # %% [markdown]
-# How much faster? We time the three versions on a batch of 16 digit-sized images with
-# 16 filters (timings vary from machine to machine, so this cell's printed numbers are
-# not compared by the tests; the assertion is).
+# How much faster? We time the three versions on a batch of 4 digit-sized images with
+# 16 filters, on one CPU thread, each the best of 5 runs after a warm-up run (the least
+# disturbed timing).
+# Timings vary from machine to machine, so the tests do not compare this cell's printed
+# numbers; they do run its assertion, which allows a wide margin.
 
 # %% tags=["nbval-ignore-output"]
-xb, wb = torch.randn(16, 1, 8, 8), torch.randn(16, 1, 3, 3)
+xb, wb = torch.randn(4, 1, 8, 8), torch.randn(16, 1, 3, 3)
 timings = {}
+threads = torch.get_num_threads()
+torch.set_num_threads(1)  # one thread: tiny operations are not held up by the others
 for name, fn in [("loops", cnn.conv2d_loops), ("unfold + matmul", cnn.conv2d_unfold),
                  ("F.conv2d", F.conv2d)]:
-    with Timer() as t:
-        for _ in range(3):
-            fn(xb, wb, None, 1, 1)
-    timings[name] = t.seconds / 3
-    print(f"{name:>16}: {1e3 * timings[name]:8.2f} ms")
-assert timings["unfold + matmul"] * 20 < timings["loops"]
-print(f"unfold is {timings['loops'] / timings['unfold + matmul']:.0f}x faster than the loops")
+    timings[name] = best_time(lambda fn=fn: fn(xb, wb, None, 1, 1), repeat=5)
+    print(f"{name:>16}: {1e3 * timings[name]:8.3f} ms")
+torch.set_num_threads(threads)
+speedup = timings["loops"] / timings["unfold + matmul"]
+print(f"unfold + matmul is {speedup:.0f}x faster than the loops")
+assert speedup > 5, "the matrix-multiply form should be far faster than Python loops"
 
 # %% [markdown]
 # ### Max pooling
 #
 # Pooling shrinks a feature map by keeping one number per window, here the maximum.
-# It uses the same `unfold` view; you will write it yourself in Exercise 1.
+# It uses the same `unfold` view; you will write it yourself in Exercise 1. A window
+# that does not fit completely is dropped, so the 7x9 input gives 3x4 outputs:
 
 # %%
 assert torch.equal(cnn.max_pool2d(x, 2), F.max_pool2d(x, 2))
 assert torch.equal(cnn.max_pool2d(x, 3, stride=2), F.max_pool2d(x, 3, stride=2))
-print("max_pool2d equals F.max_pool2d;", tuple(x.shape), "->", tuple(cnn.max_pool2d(x, 2).shape))
+print("max_pool2d equals F.max_pool2d;", tuple(x.shape), "->",
+      tuple(cnn.max_pool2d(x, 2).shape))
 
 # %% [markdown]
 # ## A CNN from our own layers
@@ -179,76 +196,212 @@ for layer in [*model.block1, *model.block2, *model.head]:
 # (weight-sharing)=
 # ## Weight sharing: parameters of a CNN and an MLP
 #
-# The first convolution maps a 1x8x8 image to 32 feature maps of 8x8 with 32 kernels of
-# 3x3: **320 parameters**. A fully connected layer producing the same 32x8x8 outputs from
-# the same input needs one weight per input-output pair. Counting both:
+# The first convolution maps a 1x8x8 image to feature maps of 8x8, one per kernel of 3x3.
+# A fully connected layer producing the same outputs from the same input needs one weight
+# per input-output pair. Counting both:
 
 # %%
 conv1 = model.block1[0]
+c_out = conv1.weight.shape[0]
 n_conv = count_parameters(conv1)
-n_dense = cnn.dense_equivalent_params((1, 8, 8), (32, 8, 8))
-print(f"conv layer 1x8x8 -> 32x8x8: {n_conv:>8,} parameters")
-print(f"dense layer, same shapes:  {n_dense:>8,} parameters ({n_dense / n_conv:.0f}x more)")
+n_dense = cnn.dense_equivalent_params((1, 8, 8), (c_out, 8, 8))
+print(f"conv layer 1x8x8 -> {c_out}x8x8: {n_conv:>9,} parameters")
+print(f"dense layer, same shapes:   {n_dense:>9,} parameters "
+      f"({n_dense / n_conv:.0f}x more)")
 assert n_dense > 100 * n_conv
 
 # %% [markdown]
 # The gap grows with the image: a convolution's cost does not depend on the image size at
-# all, a dense layer's grows with the square of the number of pixels. Next we train the
-# CNN and an MLP baseline (two hidden layers) with the same recipe and compare size and
-# accuracy.
-
-# %% [markdown]
-# ## Training
+# all, a dense layer's grows with the square of the number of pixels.
 #
-# Adam with a cosine learning-rate decay, 20 epochs, and shift augmentation: each
-# training image is moved by up to one pixel in each direction at random, so the model
-# sees digits in slightly different places ({term}`data augmentation`).
+# ## Training, with baselines
+#
+# A CNN's accuracy means little on its own, so we compare it with two baselines, each
+# given its own best recipe chosen on the validation set:
+#
+# - **logistic regression on the 64 pixels**, the simplest strong baseline; we choose its
+#   regularisation strength `C`;
+# - an **MLP** with two hidden layers (256 and 128 units).
+#
+# First, logistic regression:
 
 # %%
-def train(model, seed=0):
-    torch.manual_seed(seed)
-    return fit(model, split.train, val=split.test, epochs=20, lr=3e-3, batch_size=32,
-               augment=random_shift, cosine=True, seed=seed, desc=type(model).__name__)
+def pixels(X):
+    return X.flatten(1).numpy()
 
-torch.manual_seed(0)
-cnn_model = cnn.DigitsCNN(config)
-mlp_model = cnn.MLP(64, hidden=(256, 128))
-hist_cnn = train(cnn_model)
-hist_mlp = train(mlp_model)
-cnn_acc, mlp_acc = hist_cnn.final_val, hist_mlp.final_val
-print(f"CNN: {count_parameters(cnn_model):>7,} parameters, test accuracy {cnn_acc:.4f}")
-print(f"MLP: {count_parameters(mlp_model):>7,} parameters, test accuracy {mlp_acc:.4f}")
-plot_history({"CNN": hist_cnn, "MLP": hist_mlp}, title="digits")
+
+val_scores = {}
+for C in (0.1, 1.0, 10.0):
+    clf = LogisticRegression(C=C, max_iter=2000).fit(pixels(fit_set[0]), fit_set[1])
+    val_scores[C] = clf.score(pixels(val_set[0]), val_set[1])
+    print(f"C={C:>4}: validation accuracy {val_scores[C]:.3f}")
+best_C = max(val_scores, key=val_scores.get)
+logreg = LogisticRegression(C=best_C, max_iter=2000)
+logreg.fit(pixels(split.X_train), split.y_train)
+logreg_acc = logreg.score(pixels(split.X_test), split.y_test)
+print(f"logistic regression (C={best_C}), trained on all training data: "
+      f"test accuracy {logreg_acc:.3f}")
+
+# %% [markdown]
+# For the networks we compare two recipes: plain training, and training with **shift
+# augmentation**, where each training image is moved by up to one pixel in each direction
+# at random, so the model sees digits in slightly different places
+# ({term}`data augmentation`). Both use Adam with a cosine learning-rate decay, with the
+# settings in the next cell. Each model and recipe is trained on the fit part and
+# measured on the validation set after every epoch:
+
+# %%
+RECIPE = dict(epochs=30, lr=3e-3, batch_size=32, cosine=True)
+AUGMENT = {"plain": None, "shifts": random_shift}
+MAKE = {"CNN": lambda: cnn.DigitsCNN(config),
+        "MLP": lambda: cnn.MLP(64, hidden=(256, 128))}
+
+
+def train(name, recipe, data, val=None, seed=0):
+    torch.manual_seed(seed)
+    model = MAKE[name]()
+    hist = fit(model, data, val=val, augment=AUGMENT[recipe], seed=seed, **RECIPE,
+               desc=f"{name}, {recipe}")
+    return model, hist
+
+
+runs = {(name, recipe): train(name, recipe, fit_set, val=val_set)
+        for name in MAKE for recipe in AUGMENT}
+plot_history({f"{name}, {recipe}": h for (name, recipe), (_, h) in runs.items()},
+             title="digits, fit part")
+
+# %% [markdown]
+# Each model keeps the recipe with the higher final validation accuracy. The validation
+# set is small, so a difference below its standard error (printed) counts as a tie, and
+# a tie goes to the shift recipe, the one that adds what we know about images. Then
+# each model is trained once more with its recipe on all the training data (fit part +
+# validation), and only now measured on the test set.
+
+# %%
+n_val = len(val_set[1])
+best_recipe = {}
+for name in MAKE:
+    val_acc = {recipe: runs[name, recipe][1].final_val for recipe in AUGMENT}
+    top = max(val_acc.values())
+    # standard error of an accuracy on n_val images
+    se = (top * (1 - top) / n_val) ** 0.5
+    tied = top - val_acc["shifts"] <= se
+    best_recipe[name] = "shifts" if tied else max(val_acc, key=val_acc.get)
+    print(f"{name}: standard error {se:.3f}")
+    print(f"{name}: validation accuracy "
+          + ", ".join(f"{r} {a:.3f}" for r, a in val_acc.items())
+          + f" -> recipe: {best_recipe[name]}")
+final = {name: train(name, best_recipe[name], split.train) for name in MAKE}
+cnn_model, hist_cnn = final["CNN"]
+mlp_model, _ = final["MLP"]
+test_acc = {name: accuracy(m, *split.test) for name, (m, _) in final.items()}
+test_acc["logistic regression"] = logreg_acc
+rows = [f"| {name} | {count_parameters(m):,} | {best_recipe[name]} "
+        f"| {test_acc[name]:.3f} |" for name, (m, _) in final.items()]
+rows.append(f"| logistic regression | {logreg.coef_.size + logreg.intercept_.size:,} "
+            f"| C={best_C} | {logreg_acc:.3f} |")
+Markdown("| model | parameters | recipe | test accuracy |\n|---|---|---|---|\n"
+         + "\n".join(rows))
 
 # %% tags=["nbval-ignore-output"]
-print(f"training time on {device()}: CNN {hist_cnn.seconds:.1f} s, MLP {hist_mlp.seconds:.1f} s")
+seconds = {name: h.seconds for name, (_, h) in final.items()}
+print(f"final training time on {device()}: CNN {seconds['CNN']:.1f} s, "
+      f"MLP {seconds['MLP']:.1f} s")
 
 # %% [markdown]
-# The chapter's quality bar: at least 97% test accuracy.
+# The chapter's quality bar: at least 99% test accuracy for the CNN. Logistic regression
+# on raw pixels already gets most digits right, so the bar sits well above it.
 
 # %%
-assert cnn_acc >= 0.97, f"CNN test accuracy {cnn_acc:.4f} is below the 97% bar"
-print(f"bar passed: {cnn_acc:.2%} >= 97%")
+cnn_acc = test_acc["CNN"]
+assert cnn_acc >= 0.99, f"CNN test accuracy {cnn_acc:.4f} is below the 99% bar"
+assert cnn_acc > max(test_acc["MLP"], logreg_acc)
+print(f"bar passed: {cnn_acc:.1%} >= 99%")
 
 # %% [markdown]
 # (learned-filters)=
-# ## Learned filters are local feature detectors
+# ## Filters: what training changed, and what a filter can learn
 #
-# Each first-layer kernel is a 3x3 pattern. Red weights reward ink, blue weights punish
-# it: many filters became stroke and edge detectors for a direction. Below each filter,
-# its response ({term}`feature map`) to one digit: it lights up where the digit contains
-# that filter's pattern.
+# Each first-layer kernel is a 3x3 pattern. It is tempting to show the trained kernels and
+# call them stroke and edge detectors, but a random initialisation also looks like a
+# collection of small patterns. So we show each kernel **before and after** training, on
+# one colour scale, and measure how far training moved it: the cosine similarity between
+# a kernel's initial and trained weights (1 means the same direction).
 
 # %%
-filters = cnn_model.block1[0].weight.detach()[:16, 0]
-show_images(filters, titles=[f"f{i}" for i in range(16)], cmap="RdBu_r", symmetric=True,
-            suptitle="first-layer filters (3x3)")
+def show_grid(rows, row_titles, suptitle, cmap="RdBu_r", symmetric=True, label=""):
+    """Rows of images (N, H, W) on one shared colour scale, with a colour bar."""
+    rows = [r.detach() for r in rows]
+    top = max(r.abs().max().item() for r in rows)
+    lo, hi = (-top, top) if symmetric else (0.0, top)
+    n = len(rows[0])
+    size = (0.75 * n + 1, 0.8 * len(rows) + 0.5)
+    fig, axes = plt.subplots(len(rows), n, figsize=size, squeeze=False)
+    for axrow, imgs, title in zip(axes, rows, row_titles):
+        for ax, img in zip(axrow, imgs):
+            im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_xticks([]), ax.set_yticks([])
+        axrow[0].set_ylabel(title, rotation=0, ha="right", va="center")
+    fig.colorbar(im, ax=axes, shrink=0.8, label=label)
+    fig.suptitle(suptitle)
+    plt.show()
+
+
+torch.manual_seed(0)
+init_model = cnn.DigitsCNN(config)  # the same initialisation as the final CNN
+w_init = init_model.block1[0].weight.detach()[:, 0]
+w_trained = cnn_model.block1[0].weight.detach()[:, 0]
+cosine = F.cosine_similarity(w_init.flatten(1), w_trained.flatten(1), dim=1)
+print(f"cosine similarity of trained and initial kernels: "
+      f"median {cosine.median():.2f}, lowest {cosine.min():.2f} "
+      f"(over {len(cosine)} kernels)")
+show_grid([w_init[:12], w_trained[:12]], ["initial", "trained"],
+          "first-layer kernels (3x3), before and after training", label="weight")
+
+# %% [markdown]
+# The trained kernels are mostly their initialisation: training moved each one only a
+# little (the median cosine similarity above). With 32 random kernels to choose from,
+# the later layers can use whatever oriented contrasts the random ones happen to
+# provide, so on 8x8 digits the first layer hardly needs to change. The figure does not
+# show filters that *became* edge detectors.
+#
+# Can gradient descent find a detector when the data asks for one? A control with a
+# known answer: a single fresh 3x3 `Conv2d` is trained to reproduce what a vertical-edge
+# kernel (Sobel) outputs on the training digits. If learning works, the learned kernel is
+# the Sobel kernel.
+
+# %%
+sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+target = F.conv2d(split.X_train, sobel.view(1, 1, 3, 3), padding=1)
+torch.manual_seed(0)
+edge = cnn.Conv2d(1, 1, 3, padding=1, bias=False)
+edge_init = edge.weight.detach()[0, 0].clone()
+opt = torch.optim.Adam(edge.parameters(), lr=0.05)
+for _ in range(300):
+    loss = F.mse_loss(edge(split.X_train), target)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+learned = edge.weight.detach()[0, 0]
+print("largest |learned - Sobel| weight:", bound((learned - sobel).abs().max(), 0.01))
+show_grid([torch.stack([edge_init, learned, sobel])], ["kernel"],
+          "initial, learned and true kernel (Sobel, vertical edges)", label="weight")
+
+# %% [markdown]
+# The fresh kernel converges to the Sobel kernel: a convolution learns a local feature
+# detector when the loss rewards one. The trained CNN's first-layer kernels are still
+# detectors of local patterns, shown next: each one's response ({term}`feature map`) to
+# one digit, all on one colour scale. A map lights up where the digit contains that
+# kernel's pattern.
 
 # %%
 digit = split.X_test[:1]
-responses = torch.relu(cnn_model.block1[0](digit))[0, :16].detach()
-show_images(torch.cat([digit[0], responses]), titles=["input"] + [f"f{i}" for i in range(16)],
-            ncols=9, cmap="magma", suptitle="responses of the first 16 filters to one digit")
+with torch.no_grad():
+    responses = torch.relu(cnn_model.block1[0](digit))[0, :12]
+show_grid([digit[0], ], ["input"], "one test digit", cmap="gray", symmetric=False,
+          label="ink")
+show_grid([responses], ["trained"], "responses of 12 trained first-layer kernels",
+          cmap="magma", symmetric=False, label="activation (after ReLU)")
 
 # %% [markdown]
 # (shift-test)=
@@ -264,36 +417,45 @@ with torch.no_grad():
     a = conv(shift_images(digit, dx=1))  # shift, then convolve
     b_ = shift_images(conv(digit), dx=1)  # convolve, then shift
 inner = (slice(None), slice(None), slice(1, -1), slice(2, -1))
-print("largest difference away from the border:", (a[inner] - b_[inner]).abs().max().item())
-assert torch.allclose(a[inner], b_[inner], atol=1e-6)
+print("largest difference away from the border:",
+      bound((a[inner] - b_[inner]).abs().max(), 1e-5))
 
 # %% [markdown]
 # Pooling and the classifier then turn equivariance into approximate *invariance* of the
-# prediction. How approximate? We shift every test image horizontally by -3 to +3 pixels
-# (on an 8x8 image, 3 pixels is a large move) and measure the accuracy of both models.
+# prediction. How approximate, and how much of it comes from the architecture rather than
+# from augmentation? We shift every test image horizontally by -3 to +3 pixels (on an
+# 8x8 image, 3 pixels is a large move) and measure the four models trained on the fit
+# part above: CNN and MLP, each with and without shift augmentation (same data, same
+# epochs).
 
 # %%
 shifts = list(range(-3, 4))
 acc_shift = {
-    name: [accuracy(m, shift_images(split.X_test, dx=s), split.y_test) for s in shifts]
-    for name, m in [("CNN", cnn_model), ("MLP", mlp_model)]
+    f"{name}, {recipe}": [accuracy(m, shift_images(split.X_test, dx=s), split.y_test)
+                          for s in shifts]
+    for (name, recipe), (m, _) in runs.items()
 }
-for name, accs in acc_shift.items():
-    print(name, " ".join(f"{s:+d}:{a:.2f}" for s, a in zip(shifts, accs)))
-plot_lines(shifts, acc_shift, xlabel="horizontal shift (pixels)", ylabel="test accuracy",
-           title="accuracy on shifted digits", hline=0.1, hline_label="chance")
+plot_lines(shifts, acc_shift, xlabel="horizontal shift (pixels)",
+           ylabel="test accuracy (fraction)", title="accuracy on shifted digits",
+           hline=0.1, hline_label="chance")
 
-# %%
-cnn_at_2 = (acc_shift["CNN"][shifts.index(2)] + acc_shift["CNN"][shifts.index(-2)]) / 2
-mlp_at_2 = (acc_shift["MLP"][shifts.index(2)] + acc_shift["MLP"][shifts.index(-2)]) / 2
-print(f"mean accuracy at +-2 px: CNN {cnn_at_2:.3f}, MLP {mlp_at_2:.3f}")
-assert cnn_at_2 > mlp_at_2, "the CNN should tolerate shifts better than the MLP"
+
+def at_2px(name):
+    accs = acc_shift[name]
+    return (accs[shifts.index(2)] + accs[shifts.index(-2)]) / 2
+
+
+for recipe in AUGMENT:
+    assert at_2px(f"CNN, {recipe}") > at_2px(f"MLP, {recipe}"), recipe
+print("at +-2 px the CNN beats the MLP trained with the same recipe, with and without "
+      "augmentation")
 
 # %% [markdown]
-# Both models were trained with the same one-pixel shifts, yet the CNN keeps more of its
-# accuracy further out: its weights are shared across positions, so a stroke detector
-# learned in one place works in every place. The drop is still real: invariance is
-# approximate, limited by pooling size and by what the training data showed.
+# With the same recipe, the CNN keeps more of its accuracy further out than the MLP: its
+# weights are shared across positions, so a pattern detector learned in one place works
+# in every place. Augmentation helps both models at one pixel, the shift it showed them.
+# The drop at larger shifts is still real: invariance is approximate, limited by pooling
+# size and by what the training data showed.
 #
 # (hierarchy)=
 # ## Hierarchy: features by depth
@@ -307,53 +469,74 @@ assert cnn_at_2 > mlp_at_2, "the CNN should tolerate shifts better than the MLP"
 # %%
 with torch.no_grad():
     maps1, maps2 = cnn_model.feature_maps(digit)
-show_images(maps1[0, :16], cmap="magma", ncols=16, size=0.8, suptitle="block 1: 16 of 32 maps (4x4)")
-show_images(maps2[0, :16], cmap="magma", ncols=16, size=0.8, suptitle="block 2: 16 of 64 maps (2x2)")
+show_grid([maps1[0, :12]], ["block 1"], "block 1: 12 of its maps (4x4)", cmap="magma",
+          symmetric=False, label="activation")
+show_grid([maps2[0, :12]], ["block 2"], "block 2: 12 of its maps (2x2)", cmap="magma",
+          symmetric=False, label="activation")
 
 # %% [markdown]
-# **Explore it yourself**: pick a test digit and a block and see all its feature maps. On the
-# website you see a static view of two digits; run the notebook (or open it on Colab) to use
-# the controls.
+# **Explore it yourself**: pick a test digit and a block and see all its feature maps. On
+# the website you see a static view of two digits; run the notebook (or open it on Colab)
+# to use the controls.
 
 # %% tags=["nbval-ignore-output"]
 from fromscratch.explore import feature_map_explorer
 
 feature_map_explorer(cnn_model, split.X_test[:32], labels=split.y_test[:32])
 
-# %%
-from sklearn.linear_model import LogisticRegression
+# %% [markdown]
+# A probe's accuracy says little on its own: random convolutions and pooling already
+# produce useful features, and the probe itself is trained. So each probe runs on the
+# trained CNN and, as a control, on the **same network before training** (the
+# initialisation shown above). Each probe is trained on unshifted training images and
+# tested twice: on the test images, and on the test images shifted 2 pixels right.
 
-def probe(features_train, features_test):
-    clf = LogisticRegression(max_iter=300)
-    clf.fit(features_train.flatten(1).numpy(), split.y_train.numpy())
-    return clf.score(features_test.flatten(1).numpy(), split.y_test.numpy())
+# %%
+def probe(features):
+    """Train a logistic regression on training features; test it clean and shifted."""
+    train_x, test_x, shifted_x = (features(X).flatten(1).numpy() for X in
+                                  (split.X_train, split.X_test,
+                                   shift_images(split.X_test, dx=2)))
+    clf = LogisticRegression(C=1.0, max_iter=500).fit(train_x, split.y_train)
+    return clf.score(test_x, split.y_test), clf.score(shifted_x, split.y_test)
+
 
 cnn_model.eval()
-with torch.no_grad():
-    feats_tr, feats_te = cnn_model.feature_maps(split.X_train), cnn_model.feature_maps(split.X_test)
-X_tr_shift, X_te_shift = shift_images(split.X_train, dx=2), shift_images(split.X_test, dx=2)
-with torch.no_grad():
-    sh_tr, sh_te = cnn_model.feature_maps(X_tr_shift), cnn_model.feature_maps(X_te_shift)
-probe_rows = {
-    "pixels": (probe(split.X_train, split.X_test), probe(split.X_train, X_te_shift)),
-    "block 1": (probe(feats_tr[0], feats_te[0]), probe(feats_tr[0], sh_te[0])),
-    "block 2": (probe(feats_tr[1], feats_te[1]), probe(feats_tr[1], sh_te[1])),
-}
-for name, (clean, shifted) in probe_rows.items():
-    print(f"{name:>8}: probe accuracy {clean:.3f}, on images shifted by 2 px {shifted:.3f}")
-assert probe_rows["block 2"][1] > probe_rows["pixels"][1]
+init_model.eval()
+probe_rows = {"pixels": probe(lambda X: X)}
+for net, net_name in [(init_model, "untrained"), (cnn_model, "trained")]:
+    for depth in (0, 1):
+        with torch.no_grad():
+            probe_rows[f"block {depth + 1}, {net_name}"] = probe(
+                lambda X, net=net, depth=depth: net.feature_maps(X)[depth])
+table = [f"| {k} | {c:.2f} | {s:.2f} |" for k, (c, s) in probe_rows.items()]
+Markdown("| features | probe accuracy | on images shifted 2 px |\n|---|---|---|\n"
+         + "\n".join(table))
+
+# %%
+trained, untrained = probe_rows["block 2, trained"], probe_rows["block 2, untrained"]
+assert probe_rows["block 1, untrained"][0] > 0.9, "random features are already useful"
+assert trained[1] > untrained[1] + 0.1, "training should make block 2 robust to shifts"
+assert trained[1] > probe_rows["pixels"][1] + 0.1
+print(f"shifted-image probe on block 2: trained minus untrained = "
+      f"{trained[1] - untrained[1]:.2f}")
 
 # %% [markdown]
-# A linear classifier on raw pixels already does well on centred digits, but it breaks
-# when the digit moves. On block-2 features the same linear classifier keeps much more of
-# its accuracy under the shift: deeper features describe *which parts are present*
-# rather than *which pixels are lit*.
+# On centred digits every probe scores high, the untrained network included: random
+# convolutions, ReLU and pooling already hand a linear classifier good features, so a
+# high clean probe accuracy is no evidence of learning. The shifted column separates
+# them: on block 2, the trained CNN's features keep far more of the probe's accuracy
+# than the untrained network's and than raw pixels (the difference printed above).
+# Training made the deeper features describe *which parts are present* rather than
+# *which pixels are lit*.
 #
 # ## Results
 
 # %% tags=["nbval-ignore-output"]
 record("cnn", model="DigitsCNN", parameters=count_parameters(cnn_model),
-       test_accuracy=round(cnn_acc, 4), train_seconds=round(hist_cnn.seconds, 1),
+       test_accuracy=round(cnn_acc, 4), mlp_test_accuracy=round(test_acc["MLP"], 4),
+       logreg_test_accuracy=round(logreg_acc, 4),
+       train_seconds=round(seconds["CNN"], 1),
        compute_growth="linear in pixels")
 
 # %% [markdown]
@@ -362,11 +545,16 @@ record("cnn", model="DigitsCNN", parameters=count_parameters(cnn_model),
 # - A convolution is a small weighted sum slid over the image; written as loops or as one
 #   matrix multiply over unfolded patches, it equals `F.conv2d`.
 # - Output size is $\lfloor (n + 2p - k)/s \rfloor + 1$; padding keeps size, stride shrinks it.
-# - Weight sharing: a 3x3 convolution costs 320 parameters where a dense layer with the
-#   same input and output costs over 130,000.
+# - Weight sharing: a 3x3 convolution layer costs a small fraction of the parameters of a
+#   dense layer with the same input and output (counted above).
+# - With each model's best recipe chosen on validation data, the CNN beats an MLP and
+#   logistic regression on the test set, and passes the 99% bar.
+# - First-layer kernels barely move from their random initialisation at this scale; a
+#   single convolution trained on a known edge detector's output does recover it.
 # - Convolutions are exactly shift-equivariant; with pooling the model is only
-#   approximately shift-invariant, but far more so than an MLP.
-# - Depth builds a hierarchy: later features are more abstract and more robust.
+#   approximately shift-invariant, but more so than an MLP trained the same way.
+# - Depth and training build features that survive shifts: a probe on block 2 of the
+#   trained CNN beats the same probe on the untrained network on shifted digits.
 #
 # ## Further reading
 #
@@ -378,10 +566,9 @@ record("cnn", model="DigitsCNN", parameters=count_parameters(cnn_model),
 # ## Exercises
 #
 # Each exercise has a check below it. Run your cell, then the check: it tells you which
-# input failed, what was expected and what your code returned.
-
-# %%
-from fromscratch.exercises import show_solution
+# input failed, what was expected and what your code returned. If you are stuck,
+# `from fromscratch.exercises import show_solution` and `show_solution("cnn-max-pool")`
+# print a reference solution.
 
 # %%
 # EXERCISES: cnn

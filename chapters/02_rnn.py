@@ -304,7 +304,8 @@ ax.legend(fontsize=8)
 plt.show()
 for name, g in after.items():
     b = before[name]
-    print(f"{name:>20}: distance 49 / distance 0: {b[-1] / b[0]:.1e} at initialisation, "
+    print(f"{name:>20}: distance 49 / distance 0: {b[-1] / b[0]:.1e} "
+          f"at initialisation, "
           f"{g[-1] / g[0]:.1e} after training")
 
 # %% [markdown]
@@ -322,7 +323,8 @@ lstm = models["LSTM, forget bias 3"]
 with torch.no_grad():
     hs, _ = lstm.rnn(lstm.embed(X_test_task))  # (1000, 50, 32)
 heatmap(hs[0].T[:16], cmap="RdBu_r", xlabel="time step", ylabel="hidden unit",
-        title=f"LSTM hidden units 0-15 over time (first symbol {y_test_task[0].item()})")
+        title="LSTM hidden units 0-15 over time "
+        f"(first symbol {y_test_task[0].item()})")
 
 # %% [markdown]
 # **Step through it yourself**: choose a sequence and a time step (or press play) to watch
@@ -405,8 +407,10 @@ print(repr(text[1000:1200]))
 ngram = NGramModel(len(vocab), max_order=10).fit(train_ids)
 alphas = [3, 10, 30, 100]
 val_ppl = ngram.tune(X_val, Y_val, orders=range(1, 11), alphas=alphas)
-plot_lines(range(1, 11), {f"alpha {a}": [val_ppl[n, a] for n in range(1, 11)] for a in alphas},
-           xlabel="order n (context of n - 1 characters)", ylabel="validation perplexity",
+curves = {f"alpha {a}": [val_ppl[n, a] for n in range(1, 11)] for a in alphas}
+plot_lines(range(1, 11), curves,
+           xlabel="order n (context of n - 1 characters)",
+           ylabel="validation perplexity",
            title="n-gram baseline, tuned on validation text")
 n_best, alpha_best = min(val_ppl, key=val_ppl.get)
 ngram_ppl = ngram.perplexity(X_test, Y_test, n_best, alpha_best)
@@ -426,7 +430,8 @@ torch.manual_seed(0)
 config = rnn.RNNConfig.default()  # FROMSCRATCH_SCALE=large: a wider model for a GPU
 print(config)
 char_model = rnn.CharModel("lstm", len(vocab), config)
-hist_char = fit(char_model, (X_chars, Y_chars), val=(X_val, Y_val), metric=rnn.perplexity,
+hist_char = fit(char_model, (X_chars, Y_chars), val=(X_val, Y_val),
+                metric=rnn.perplexity,
                 epochs=6, lr=5e-3, batch_size=32, clip_grad=1.0, seed=0,
                 desc="char LSTM")
 plot_lines(range(1, len(hist_char.val_metric) + 1), {"char LSTM": hist_char.val_metric},
@@ -460,7 +465,8 @@ plot_lines(range(64), {"LSTM": lstm_loss, f"{n_best}-gram": ngram_loss},
            xlabel="position in the window (characters read - 1)",
            ylabel="test cross-entropy (nats per character)", title="loss by position")
 for name, loss in [("LSTM", lstm_loss), ("n-gram", ngram_loss)]:
-    print(f"{name:>6}: position 0: {loss[0]:.2f}, positions 10-19: {loss[10:20].mean():.2f}, "
+    print(f"{name:>6}: position 0: {loss[0]:.2f}, "
+          f"positions 10-19: {loss[10:20].mean():.2f}, "
           f"positions 54-63: {loss[54:].mean():.2f} nats")
 
 # %% [markdown]
@@ -527,7 +533,7 @@ record("rnn", model="LSTM (memory task) + char LSTM",
 # input failed, what was expected and what your code returned.
 
 # %%
-from fromscratch.exercises import show_solution
+from fromscratch.exercises import show_solution  # noqa: F401  (for the learner)
 
 # %%
 # EXERCISES: rnn

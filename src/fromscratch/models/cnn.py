@@ -143,7 +143,7 @@ class CNNConfig:
 
     channels: tuple = (32, 64)  # output channels of the two conv blocks
     hidden: int = 128  # width of the fully connected layer
-    dropout: float = 0.1
+    dropout: float = 0.3
     n_classes: int = 10
     image_size: int = 8
 
