@@ -48,8 +48,11 @@ def _text(value) -> str:
 def describe_outputs(notebook: dict) -> dict:
     """``{sha256 of image bytes: {"alt": str, "caption": str (optional)}}`` for every image
     output of ``notebook`` (a notebook as a dict, ``json.load``)."""
-    found = {}
+    found, section = {}, ""
     for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            headings = re.findall(r"^#{1,4} +(.+)$", _text(cell.get("source")), re.M)
+            section = headings[-1].strip() if headings else section
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             meta = out.get("metadata", {}).get(METADATA_KEY) or {}
@@ -61,7 +64,8 @@ def describe_outputs(notebook: dict) -> dict:
                 if mime not in data:
                     continue
                 raw = base64.b64decode(_text(data[mime]))
-                entry = {"alt": alt or GENERIC_ALT}
+                fallback = f"A figure of the section \u201c{section}\u201d" if section else GENERIC_ALT
+                entry = {"alt": alt or fallback}
                 if meta.get("caption"):
                     entry["caption"] = str(meta["caption"]).strip()
                 found[hashlib.sha256(raw).hexdigest()] = entry

@@ -488,7 +488,7 @@ for temperature in (0.5, 1.0):
     g = torch.Generator().manual_seed(0)
     prompt = vocab.encode("The ")
     sample = rnn.generate(char_model, prompt, 240, temperature=temperature, generator=g)
-    print(f"--- temperature {temperature}\nThe {vocab.decode(sample)}\n")
+    print(f"Temperature {temperature}:\nThe {vocab.decode(sample)}\n")
 
 # %% [markdown]
 # The samples show spelling-like patterns, common words, punctuation and the layout of
