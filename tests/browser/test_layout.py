@@ -70,12 +70,13 @@ def test_page_has_no_errors_or_failed_requests(page, site, name, viewport):
     assert not page.problems, f"{name} at {viewport['width']} px: {page.problems}"
 
 
-# Paragraph text that is a Markdown table left unrendered: a separator row, or a line that
-# starts with a pipe.
+# Paragraph or Markdown-output text that is a Markdown table left unrendered: a separator
+# row, or a line that starts with a pipe. Printed text (stream outputs, such as a language
+# model's sample of help pages) is plain text by design and not looked at.
 RAW_TABLE = """() => {
   const found = [];
   document.querySelectorAll('article p, article pre.output, article div.output').forEach(p => {
-    if (p.closest('div.cell_input, div.highlight, table')) return;
+    if (p.closest('div.cell_input, div.highlight, table, .stream')) return;
     const text = p.innerText;
     if (/\\|\\s*:?-{3,}:?\\s*\\|/.test(text) || text.split('\\n').some(l => /^\\s*\\|/.test(l)))
       found.push(text.slice(0, 120));
