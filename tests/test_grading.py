@@ -83,12 +83,12 @@ def test_fixtures_are_up_to_date(tmp_path):
 
 
 def test_assign_writes_student_source_and_manifest(tmp_path, capsys):
-    assert assign_main(["cnn", "-e", "cnn-max-pool", "cnn-shift-experiment", "-p",
+    assert assign_main(["cnn", "-e", "cnn-max-pool", "cnn-occlusion", "-p",
                         "cnn-max-pool=5", "-n", "hw1", "-o", str(tmp_path)]) == 0
     assert "hw1: 2 exercises, 7 points" in capsys.readouterr().out
     manifest = load_manifest(tmp_path)
     assert [(i.id, i.points) for i in manifest.exercises] == [("cnn-max-pool", 5),
-                                                              ("cnn-shift-experiment", 2)]
+                                                              ("cnn-occlusion", 2)]
     student = nbformat.read(tmp_path / "hw1.ipynb", 4)
     source = nbformat.read(tmp_path / "source" / "hw1" / "hw1.ipynb", 4)
     text = "\n".join(c.source for c in student.cells)
@@ -105,7 +105,7 @@ def test_assign_writes_student_source_and_manifest(tmp_path, capsys):
         if not cell.metadata["nbgrader"].get("solution"):
             assert "BEGIN SOLUTION" not in cell.source and "END SOLUTION" not in cell.source
     # the same input gives the same files
-    assign_main(["cnn", "-e", "cnn-max-pool", "cnn-shift-experiment", "-p", "cnn-max-pool=5",
+    assign_main(["cnn", "-e", "cnn-max-pool", "cnn-occlusion", "-p", "cnn-max-pool=5",
                  "-n", "hw1", "-o", str(tmp_path / "again")])
     assert filecmp.cmp(tmp_path / "hw1.ipynb", tmp_path / "again" / "hw1.ipynb", shallow=False)
 
@@ -132,11 +132,11 @@ def test_source_version_solutions_pass_and_stub_raises(tmp_path):
 
 def test_class_scores(cnn_graded):
     _, book, _ = cnn_graded
-    scores = {s: (book[s]["cnn-max-pool"], book[s]["cnn-shift-experiment"], book[s]["total"],
+    scores = {s: (book[s]["cnn-max-pool"], book[s]["cnn-occlusion"], book[s]["total"],
                   book[s]["status"]) for s in ("ada", "ben", "cem", "dia", "eve")}
     assert scores == {
         "ada": ("3", "2", "5", "ok"),  # perfect
-        "ben": ("3", "0", "3", "ok"),  # partial: forgot to shift
+        "ben": ("3", "0", "3", "ok"),  # partial: forgot to blank
         "cem": ("0", "0", "0", "not-attempted"),  # untouched stubs
         "dia": ("0", "2", "2", "cell-errors"),  # broken max_pool2d (syntax error)
         "eve": ("0", "2", "2", "tampered"),  # edited check, monkeypatched checks and F
@@ -172,7 +172,7 @@ def test_feedback_and_instructor_files_intact(cnn_graded):
     assert sorted(p.stem for p in (out / "feedback").glob("*.md")) == sorted(
         r.student for r in book.results)
     text = (out / "feedback" / "ben.md").read_text()
-    assert "**Total: 3 / 5 points**" in text and "unshifted" in text
+    assert "**Total: 3 / 5 points**" in text and "unoccluded" in text
     dia = (out / "feedback" / "dia.md").read_text()  # a syntax error in the answer cell
     assert "your answer cell for this exercise raised SyntaxError" in dia
     assert "(line 1: `def max_pool2d" in dia and ".py, line" not in dia
@@ -324,7 +324,7 @@ def hostile_graded(tmp_path_factory):
     before = {p: p.read_bytes() for p in protected}
     for name, answer in hostile.ATTACKS.items():
         nbformat.write(make_fixtures.edit(nb, cnn_max_pool=answer.format(**fields),
-                                          cnn_shift_experiment=ref["cnn_shift_experiment"]),
+                                          cnn_occlusion=ref["cnn_occlusion"]),
                        subs / f"{name}.ipynb")
     os.environ["INSTRUCTOR_API_TOKEN"] = SECRET
     try:
@@ -352,7 +352,7 @@ def test_hostile_grades_cannot_be_forged(hostile_graded):
     rows = hostile_graded["rows"]
     for name in ("fake_grader", "forge_result", "steal_reference", "environ_leak"):
         assert rows[name]["cnn-max-pool"] == "0", (name, rows[name])
-        assert rows[name]["cnn-shift-experiment"] == "2", (name, rows[name])  # untouched
+        assert rows[name]["cnn-occlusion"] == "2", (name, rows[name])  # untouched
     assert "kernel-died" in rows["forge_result"]["status"]  # it left before its check
 
 
@@ -492,7 +492,7 @@ def test_nbgrader_round_trip_of_two_chapters(tmp_path):
     rnn_total = sum(points[i] for i in make_fixtures.RNN)
     assert scores == {
         ("cnn-quiz", "solved"): cnn_total, ("cnn-quiz", "empty"): 0,
-        ("cnn-quiz", "partly"): points["cnn-shift-experiment"],
+        ("cnn-quiz", "partly"): points["cnn-occlusion"],
         ("rnn-quiz", "solved"): rnn_total, ("rnn-quiz", "empty"): 0,
         ("rnn-quiz", "partly"): points["rnn-perplexity"],
     }
