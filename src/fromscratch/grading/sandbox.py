@@ -245,14 +245,16 @@ class Sandbox:
             cmd += ["--cap-drop", "ALL"]
         for key, value in kernel_env().items():
             cmd += ["--setenv", key, value]
+        # The writable tmpfs come first: a Python environment that lives under /tmp is then
+        # bound on top of the new /tmp instead of being hidden by it.
+        cmd += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "01777", "--size", str(lim.disk_mb << 20), "--tmpfs", "/tmp",
+                "--perms", "0700", "--size", str(lim.disk_mb << 20), "--tmpfs", INSIDE_HOME]
         cmd += _system_binds()
         for source, (_, dest) in zip(sources, iso.mounts):
             cmd += ["--ro-bind", source, dest]
         for path in iso.hidden:
             cmd += ["--perms", "0555", "--size", "4096", "--tmpfs", path]
-        cmd += ["--proc", "/proc", "--dev", "/dev",
-                "--perms", "01777", "--size", str(lim.disk_mb << 20), "--tmpfs", "/tmp",
-                "--perms", "0700", "--size", str(lim.disk_mb << 20), "--tmpfs", INSIDE_HOME]
         passwd = (f"learner:x:{SANDBOX_UID}:{SANDBOX_UID}:learner:{INSIDE_HOME}:/bin/sh\n"
                   .encode())
         group = f"learner:x:{SANDBOX_UID}:\n".encode()
