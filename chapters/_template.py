@@ -37,6 +37,9 @@
 #   print float noise as a bound (`fromscratch.report.bound`), not as digits; time with
 #   `fromscratch.training.best_time` and assert only ratios with wide margins; only
 #   timing and random-sample cells get the `nbval-ignore-output` tag.
+# - One training run is one draw: a number that moves between seeds is measured over
+#   several seeds and printed with its spread (`mean ± sd`); a decision printed as text
+#   (which recipe wins) needs a margin that no CPU's float noise can flip.
 # - Figures: axis labels with units, integer epoch ticks, no curve hidden under another,
 #   one colour scale (with a colour bar) where panels are compared.
 # - Code lines stay short enough not to scroll sideways on the website.

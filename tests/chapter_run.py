@@ -17,6 +17,10 @@ Output rules (one mechanism for every chapter; nothing is tagged cell by cell):
   fraction) matches within ``DECIMAL_ABS`` (3 points); a larger one (a loss, a
   perplexity, a ratio) within ``DECIMAL_REL`` (5%). A percentage counts as its fraction,
   so 97.6% and 95.0% differ by 0.026.
+* A measured value printed with its spread over seeds, ``0.67 ± 0.06`` (mean ± standard
+  deviation), matches within that committed spread when it is wider than the rule above:
+  the chapter states how much the number moves between runs, and a different CPU is
+  another run. The spread itself is compared by the usual rules.
 * A number in scientific notation (``1.3e-11``) matches within ``SCIENTIFIC_REL``.
   Float noise itself (a largest difference of 2.9e-06) is not meant to be printed: the
   chapters print a bound (``< 1e-05``, see ``fromscratch.report.bound``).
@@ -49,6 +53,7 @@ DECIMAL_ABS = 0.03  # 3 points of accuracy
 DECIMAL_REL = 0.05  # 5% of a loss, perplexity or ratio
 SCIENTIFIC_REL = 0.10
 IGNORE_TAG = "nbval-ignore-output"
+_ROUNDING = 1e-9  # 0.27 - 0.24 is 0.030000000000000027 in floats: still within 3 points
 
 _NUMBER = re.compile(
     r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?%?(?!\w)(?!\.\w)"
@@ -98,7 +103,7 @@ def numbers_match(committed: str, fresh: str) -> bool:
     a, b = _value(committed), _value(fresh)
     if "scientific" in kinds:
         return math.isclose(a, b, rel_tol=SCIENTIFIC_REL, abs_tol=0.0)
-    return abs(a - b) <= (DECIMAL_ABS if abs(a) <= 1 else DECIMAL_REL * abs(a))
+    return abs(a - b) <= (DECIMAL_ABS if abs(a) <= 1 else DECIMAL_REL * abs(a)) + _ROUNDING
 
 
 def text_difference(committed: str, fresh: str) -> str | None:
@@ -110,11 +115,20 @@ def text_difference(committed: str, fresh: str) -> str | None:
         if i % 2 == 0:
             if _SPACES.sub(" ", x) != _SPACES.sub(" ", y):
                 return _first_text_difference(committed, fresh)
-        elif not numbers_match(x, y):
+        elif not (numbers_match(x, y) or _within_stated_spread(a, i, y)):
             context = "".join(a[max(0, i - 1):i]).strip()[-40:]
             return (f"number after {context!r}: committed {x}, now {y} "
                     f"(outside the tolerance for {_kind(x)} numbers)")
     return None
+
+
+def _within_stated_spread(committed_tokens: list, i: int, fresh: str) -> bool:
+    """Whether number ``i`` is printed as ``mean ± spread`` and ``fresh`` lies within the
+    committed spread of the committed mean."""
+    if i + 2 >= len(committed_tokens) or committed_tokens[i + 1].strip() != "±":
+        return False
+    spread = abs(_value(committed_tokens[i + 2]))
+    return abs(_value(committed_tokens[i]) - _value(fresh)) <= spread + _ROUNDING
 
 
 def _first_text_difference(committed: str, fresh: str) -> str:

@@ -30,6 +30,17 @@ def test_number_tolerances(committed, fresh, ok):
     assert numbers_match(committed, fresh) is ok
 
 
+def test_a_stated_spread_widens_the_tolerance_of_its_mean_only():
+    committed = "shifted: 0.67 ± 0.06 | clean 0.99"
+    assert text_difference(committed, "shifted: 0.62 ± 0.07 | clean 0.98") is None
+    assert "0.67" in text_difference(committed, "shifted: 0.60 ± 0.06 | clean 0.99")
+    assert "0.99" in text_difference(committed, "shifted: 0.67 ± 0.06 | clean 0.95")
+    assert "0.06" in text_difference(committed, "shifted: 0.67 ± 0.10 | clean 0.99")
+    assert text_difference("0.24 and 0.5 ± 0.03", "0.27 and 0.47 ± 0.03") is None  # edges
+    # without the ± sign the usual tolerance holds
+    assert text_difference("shifted: 0.67 (0.06)", "shifted: 0.62 (0.06)") is not None
+
+
 def test_text_must_match_exactly_apart_from_spacing():
     assert text_difference("CNN:  53,002 parameters", "CNN: 53,002 parameters") is None
     assert "line 1" in text_difference("kernel 3x3", "kernel 5x5")

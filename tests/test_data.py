@@ -44,6 +44,16 @@ def test_random_shift_is_seeded_and_bounded():
                    for dx in (-1, 0, 1) for dy in (-1, 0, 1))
 
 
+def test_random_shift_equals_shift_images_per_image():
+    x = torch.rand(40, 2, 8, 9)
+    out = random_shift(x, torch.Generator().manual_seed(3), max_shift=2)
+    offsets = torch.randint(-2, 3, (40, 2), generator=torch.Generator().manual_seed(3))
+    for i, (dx, dy) in enumerate(offsets.tolist()):
+        assert torch.equal(out[i], shift_images(x[i], dx, dy)), (i, dx, dy)
+    with pytest.raises(ValueError, match="batch"):
+        random_shift(x[0], torch.Generator())
+
+
 def test_remember_first_task():
     X, y = remember_first(100, 20, n_symbols=4, n_noise=3, seed=0)
     assert X.shape == (100, 20) and torch.equal(X[:, 0], y)

@@ -129,3 +129,15 @@ def test_site_extension_reads_alt_and_caption_from_output_metadata():
     assert entry == {"alt": fig._fromscratch_metadata[KEY]["alt"], "caption": "A caption."}
     assert found[hashlib.sha256(raw2).hexdigest()] == {"alt": site.GENERIC_ALT}
     assert found[hashlib.sha256(raw2 + b"x").hexdigest()]["alt"].startswith("Feature maps")
+
+
+def test_show_grid_shares_one_scale_and_checks_its_input():
+    rows = [torch.zeros(3, 3, 3), torch.full((2, 3, 3), -2.0)]
+    fig = plotting.show_grid(rows, ["a", "b"], "kernels", cbar_label="weight")
+    images = [im for ax in fig.axes for im in ax.get_images()]
+    assert len(images) == 5 and {im.get_clim() for im in images} == {(-2.0, 2.0)}
+    assert "kernels" in fig._fromscratch_metadata[plotting.FIGURE_METADATA_KEY]["alt"]
+    with pytest.raises(ValueError, match="row titles"):
+        plotting.show_grid(rows, ["a"])
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        plotting.show_grid([torch.zeros(3, 3)], ["a"])

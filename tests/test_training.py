@@ -3,7 +3,13 @@ import torch
 import torch.nn as nn
 
 from fromscratch import config
-from fromscratch.training import History, accuracy, count_parameters, fit
+from fromscratch.training import (
+    History,
+    accuracy,
+    count_parameters,
+    ensemble_accuracy,
+    fit,
+)
 
 
 def _toy():
@@ -46,6 +52,32 @@ def test_accuracy_and_parameter_count():
     assert accuracy(model, X, torch.tensor([0, 1])) == 1.0
     assert accuracy(model, X, torch.tensor([1, 1])) == 0.5
     assert count_parameters(model) == 8
+
+
+def _fixed(logits):
+    """A 'model' that returns the given logits whatever the input."""
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return torch.as_tensor(logits, dtype=torch.float32)[: len(x)] + 0 * self.p
+
+    return Fixed()
+
+
+def test_ensemble_accuracy_averages_probabilities():
+    X, y = torch.zeros(3, 1), torch.tensor([0, 1, 1])
+    sure = _fixed([[5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])  # right, right, wrong (confident)
+    unsure = _fixed([[0.0, 0.2], [0.0, 0.2], [0.0, 0.2]])  # wrong, right, right (barely)
+    assert accuracy(sure, X, y) == pytest.approx(2 / 3)
+    assert accuracy(unsure, X, y) == pytest.approx(2 / 3)
+    # averaged probabilities: the confident member wins rows 1-2, row 3 stays wrong
+    assert ensemble_accuracy([sure, unsure], X, y) == pytest.approx(2 / 3)
+    assert ensemble_accuracy([sure], X, y) == accuracy(sure, X, y)
+    with pytest.raises(ValueError, match="at least one"):
+        ensemble_accuracy([], X, y)
 
 
 def test_device_and_seed_settings(monkeypatch):

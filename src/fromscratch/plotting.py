@@ -171,6 +171,43 @@ def show_images(images, titles: Optional[Sequence] = None, ncols: int = 8, cmap:
     return _finish(fig, alt, caption)
 
 
+def show_grid(rows, row_titles: Sequence[str], suptitle: str = "", *, cmap: str = "RdBu_r",
+              symmetric: bool = True, cbar_label: str = "", size: float = 0.75,
+              caption: Optional[str] = None, alt: Optional[str] = None):
+    """Rows of images, each row ``(N, H, W)`` with a title at its left, all on one colour
+    scale with one colour bar: for comparing panels by colour (kernels before and after
+    training, feature maps of several layers). ``symmetric`` centres the scale on zero."""
+    rows = [_np(r) for r in rows]
+    if not rows or any(r.ndim != 3 for r in rows):
+        raise ValueError("expected a list of image rows, each of shape (N, H, W), got shapes "
+                         f"{[tuple(r.shape) for r in rows]}")
+    if len(row_titles) != len(rows):
+        raise ValueError(f"{len(rows)} rows but {len(row_titles)} row titles")
+    top = max(float(np.abs(r).max()) for r in rows) or 1.0
+    lo, hi = (-top, top) if symmetric else (min(float(r.min()) for r in rows), top)
+    ncols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, squeeze=False,
+                             figsize=(size * ncols + 1.0, (size + 0.05) * len(rows) + 0.5))
+    shown = None
+    for axrow, imgs, title in zip(axes, rows, row_titles):
+        for i, ax in enumerate(axrow):
+            ax.set_xticks([]), ax.set_yticks([])
+            if i < len(imgs):
+                shown = ax.imshow(imgs[i], cmap=cmap, vmin=lo, vmax=hi)
+            else:
+                ax.axis("off")
+        axrow[0].set_ylabel(title, rotation=0, ha="right", va="center")
+    bar = fig.colorbar(shown, ax=axes, shrink=0.8)
+    if cbar_label:
+        bar.set_label(cbar_label)
+    if suptitle:
+        fig.suptitle(suptitle)
+    if alt is None:
+        alt = (f"{suptitle + ': ' if suptitle else ''}rows of images ({_join(row_titles)}), "
+               f"on one shared colour scale")
+    return _finish(fig, alt, caption)
+
+
 def heatmap(matrix, xlabels=None, ylabels=None, title: str = "", cmap: str = "viridis",
             annotate: bool = False, xlabel: str = "", ylabel: str = "", fmt: str = "{:.2f}", *,
             cbar_label: str = "", caption: Optional[str] = None, alt: Optional[str] = None):

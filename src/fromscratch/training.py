@@ -150,6 +150,17 @@ def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
     return (pred == y).float().mean().item()
 
 
+def ensemble_accuracy(models, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of several classifiers voting together: their softmax probabilities are
+    averaged and the most probable class is the prediction."""
+    models = list(models)
+    if not models:
+        raise ValueError("ensemble_accuracy needs at least one model")
+    _check_xy(X, y, "ensemble_accuracy")
+    probs = sum(predict(m, X).softmax(dim=-1) for m in models) / len(models)
+    return (probs.argmax(dim=-1) == y).float().mean().item()
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

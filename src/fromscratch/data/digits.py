@@ -90,11 +90,20 @@ def shift_images(x: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
 
 def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 1) -> torch.Tensor:
     """Shift each image of a batch ``(N, C, H, W)`` by a random offset in
-    ``[-max_shift, max_shift]`` on each axis (data augmentation)."""
-    n = len(x)
-    offsets = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
-    out = torch.empty_like(x)
-    for (dx, dy) in offsets.unique(dim=0).tolist():
-        rows = ((offsets[:, 0] == dx) & (offsets[:, 1] == dy)).nonzero().squeeze(1)
-        out[rows] = shift_images(x[rows], dx, dy)
-    return out
+    ``[-max_shift, max_shift]`` on each axis (data augmentation), filling with 0.
+
+    Equal to ``shift_images(x[i], dx, dy)`` per image, done for the whole batch at once:
+    pad every image by ``max_shift``, view all its ``H x W`` crops, pick one per image.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(x.shape)}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    N, C, H, W = x.shape
+    m = max_shift
+    offsets = torch.randint(-m, m + 1, (N, 2), generator=generator)  # (dx, dy) per image
+    padded = torch.nn.functional.pad(x, (m, m, m, m))
+    crops = padded.unfold(2, H, 1).unfold(3, W, 1)  # (N, C, 2m+1, 2m+1, H, W), a view
+    # shifting right by dx means reading the crop that starts dx pixels left of centre
+    rows, cols = (m - offsets[:, 1]).to(x.device), (m - offsets[:, 0]).to(x.device)
+    return crops[torch.arange(N, device=x.device), :, rows, cols]

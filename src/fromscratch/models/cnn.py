@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..config import pick
 
@@ -42,10 +43,8 @@ def pad2d(x: torch.Tensor, padding: int) -> torch.Tensor:
     """Zero-pad the last two axes of ``x`` by ``padding`` on every side."""
     if padding == 0:
         return x
-    N, C, H, W = x.shape
-    out = x.new_zeros(N, C, H + 2 * padding, W + 2 * padding)
-    out[:, :, padding : padding + H, padding : padding + W] = x
-    return out
+    p = padding
+    return F.pad(x, (p, p, p, p))  # (left, right, top, bottom) of the last two axes
 
 
 def conv2d_loops(x, weight, bias=None, stride: int = 1, padding: int = 0) -> torch.Tensor:
@@ -96,13 +95,21 @@ def conv2d_unfold(x, weight, bias=None, stride: int = 1, padding: int = 0) -> to
 
 
 def max_pool2d(x: torch.Tensor, kernel_size: int, stride=None) -> torch.Tensor:
-    """Max pooling: the largest value of each ``kernel_size`` window (stride defaults to it)."""
+    """Max pooling: the largest value of each ``kernel_size`` window (stride defaults to it).
+
+    A window that does not fit completely is dropped, as in ``F.max_pool2d``.
+    """
     stride = kernel_size if stride is None else stride
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    return unfold_patches(x, kernel_size, kernel_size, stride).amax(dim=(-1, -2)).permute(
-        0, 3, 1, 2
-    )
+    if x.dim() != 4:
+        raise ValueError(f"expected x of shape (N, C, H, W), got {tuple(x.shape)}")
+    k = kernel_size
+    if k > x.shape[2] or k > x.shape[3]:
+        raise ValueError(f"a {k}x{k} window does not fit in a {x.shape[2]}x{x.shape[3]} input")
+    windows = x.unfold(2, k, stride).unfold(3, k, stride)  # (N, C, Ho, Wo, k, k), a view
+    # max over one flattened axis: its backward is much faster than amax over two axes
+    return windows.flatten(-2).max(dim=-1).values
 
 
 class Conv2d(nn.Module):
