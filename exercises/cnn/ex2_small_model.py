@@ -50,6 +50,26 @@ def make_small_cnn():
     return nn.Sequential(Conv2d(1, 8, 3, padding=1), nn.ReLU(), MaxPool2d(2),
                          nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
 
+# %% [mistake] a big model with most of it frozen | expect: frozen parameters
+from fromscratch.models.cnn import CNNConfig, DigitsCNN
+
+
+def make_small_cnn():
+    model = DigitsCNN(CNNConfig())
+    for p in [*model.block1.parameters(), *model.block2.parameters()]:
+        p.requires_grad_(False)
+    return model
+
+# %% [mistake] no pooling (strided convolutions) | expect: no max-pooling layer
+import torch.nn as nn
+from fromscratch.models.cnn import Conv2d
+
+
+def make_small_cnn():
+    return nn.Sequential(Conv2d(1, 12, 3, stride=2, padding=1), nn.ReLU(),
+                         Conv2d(12, 24, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(24 * 2 * 2, 10))
+
 # %% [mistake] far too narrow | expect: the bar is 95.0% test accuracy
 import torch.nn as nn
 from fromscratch.models.cnn import Conv2d, MaxPool2d

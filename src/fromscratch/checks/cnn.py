@@ -24,6 +24,7 @@ def _cases_max_pool():
         Case((r(2, 2, 5, 7), 3), label="3x3 windows on 5x7 (a multiple of neither), stride=None"),
         Case((r(1, 2, 5, 5), 2), {"stride": 1}, label="overlapping windows (stride 1)"),
         Case((r(2, 1, 7, 7), 3), {"stride": 2}, label="3x3 windows, stride 2"),
+        Case((r(1, 2, 8, 9), 2), {"stride": 3}, label="2x2 windows, stride 3 (gaps between)"),
         Case((-1 - r(1, 1, 4, 4).abs(), 2), label="all values negative"),
         Case((r(1, 1, 3, 5), 1), label="1x1 windows (should change nothing)"),
     ]
@@ -37,12 +38,17 @@ def _forbidden_max_pools() -> list:
     """What the max-pool exercise refuses: the course's answer and PyTorch's."""
     from ..models import cnn
 
-    return [cnn.max_pool2d, cnn.MaxPool2d.forward, (F, "max_pool2d"),
-            (F, "max_pool2d_with_indices"), (torch, "max_pool2d")]
+    pools = [(owner, f"max_pool{d}d{suffix}") for d in (1, 2, 3)
+             for owner, suffix in [(F, ""), (F, "_with_indices"), (torch, ""),
+                                   (torch._C._nn, "_with_indices")]]
+    pools = [(owner, name) for owner, name in pools if hasattr(owner, name)]
+    aten = [(torch.ops.aten, f"max_pool{d}d{suffix}") for d in (1, 2, 3)
+            for suffix in ("", "_with_indices")]
+    return [cnn.max_pool2d, cnn.MaxPool2d.forward, *pools, *aten]
 
 
 def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
-    """Compare ``fn(x, kernel_size, stride=None)`` with ``F.max_pool2d`` on eight inputs;
+    """Compare ``fn(x, kernel_size, stride=None)`` with ``F.max_pool2d`` on nine inputs;
     calling the course's ``max_pool2d`` / ``MaxPool2d`` or PyTorch's max pooling is refused."""
     mistakes = [
         (
@@ -107,6 +113,23 @@ def _has_convolution(model: nn.Module):
             "`nn.Conv2d`, followed by ReLU and max pooling, before the dense layer."]
 
 
+def _has_pooling(model: nn.Module):
+    from ..models.cnn import MaxPool2d
+
+    if any(isinstance(m, (MaxPool2d, nn.MaxPool2d)) for m in model.modules()):
+        return None
+    return ["your model has no max-pooling layer; the exercise asks for convolution and "
+            "pooling.",
+            "hint: add `MaxPool2d(2)` (this chapter's) or `nn.MaxPool2d(2)` after a "
+            "convolution and its ReLU."]
+
+
+def stored_numbers(model: nn.Module) -> int:
+    """Every number the model holds: its parameters, trainable or frozen, and its buffers."""
+    return (sum(p.numel() for p in model.parameters())
+            + sum(b.numel() for b in model.buffers()))
+
+
 def check_small_cnn(
     make_model: Callable, strict: Optional[bool] = None, epochs: int = 20, seed: int = 0
 ):
@@ -116,9 +139,12 @@ def check_small_cnn(
     from ..training import accuracy, count_parameters, fit
 
     def within_budget(model):
-        n = count_parameters(model)
+        n = stored_numbers(model)
         if n > PARAM_BUDGET:
-            return [f"the model has {n:,} parameters; the budget is {PARAM_BUDGET:,}.",
+            frozen = n - count_parameters(model)
+            return [f"the model has {n:,} parameters; the budget is {PARAM_BUDGET:,}"
+                    + (f" (counting {frozen:,} frozen parameters and buffer values: every "
+                       "number the model stores counts)." if frozen else "."),
                     "hint: convolutions are cheap (weights are shared); the dense layers after "
                     "flattening are where parameters go. Pool more, or use fewer channels or a "
                     "smaller hidden layer."]
@@ -137,12 +163,12 @@ def check_small_cnn(
         shape_hint="print the shape after every layer; the Linear layer's in_features must "
         "equal channels * height * width after the last pooling, and the model ends with a "
         "Linear layer to 10 outputs (one per digit), no softmax.",
-        requirements=[_has_convolution, within_budget], train=train, bar=ACCURACY_BAR,
+        requirements=[_has_convolution, _has_pooling, within_budget], train=train, bar=ACCURACY_BAR,
         score_text=lambda a: f"{a:.1%} test accuracy",
         below_bar=lambda model, acc: [
             "hint: keep at least one convolution + pooling block with ReLU; a model that is "
             "too narrow (e.g. 2 channels) cannot separate ten digits."],
-        success=lambda model, acc: f"{count_parameters(model):,} parameters (budget "
+        success=lambda model, acc: f"{stored_numbers(model):,} parameters (budget "
         f"{PARAM_BUDGET:,}), {acc:.1%} test accuracy (bar {ACCURACY_BAR:.0%}).",
         strict=strict, seed=seed)
 
