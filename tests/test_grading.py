@@ -253,22 +253,37 @@ def test_manifest_refuses_changed_checks(tmp_path):
         grade(tmp_path / "a", FIXTURES, tmp_path / "out", FAST)
 
 
-@pytest.mark.skipif(os.environ.get("FROMSCRATCH_GRADING_BENCHMARK") != "1",
-                    reason="benchmark: set FROMSCRATCH_GRADING_BENCHMARK=1")
-def test_benchmark_30_submissions_of_the_cnn_chapter(tmp_path):
-    """30 perfect submissions of all CNN exercises (two train a model) in under 5 minutes."""
+def _grade_perfect_cnn_class(tmp_path, n: int):
+    """``n`` perfect submissions of all CNN exercises (two of whose checks train a model)."""
     made = make_assignment(["cnn"], tmp_path / "a", name="cnn")
     nb = nbformat.read(made.student_notebook, 4)
     perfect = make_fixtures.edit(nb, **{ex.id.replace("-", "_"): ex.reference
                                         for ex in E.load("cnn")})
     subs = tmp_path / "submissions"
     subs.mkdir()
-    for n in range(30):
-        nbformat.write(perfect, subs / f"student{n:02d}.ipynb")
+    for i in range(n):
+        nbformat.write(perfect, subs / f"student{i:02d}.ipynb")
     start = time.monotonic()
     book = grade(tmp_path / "a", subs, tmp_path / "out", Options(workers=2))
     seconds = time.monotonic() - start
     assert {r.status for r in book.results} == {"ok"}, [r.problems for r in book.results]
+    assert {r.total for r in book.results} == {sum(ex.points for ex in E.load("cnn"))}
+    return book, seconds
+
+
+@needs_sandbox
+def test_a_perfect_submission_of_every_cnn_exercise_is_ok(tmp_path):
+    """Checks that train a model inside the sandbox make torch import parts of itself
+    lazily; that is not tampering."""
+    _grade_perfect_cnn_class(tmp_path, 1)
+
+
+@pytest.mark.skipif(os.environ.get("FROMSCRATCH_GRADING_BENCHMARK") != "1",
+                    reason="benchmark: set FROMSCRATCH_GRADING_BENCHMARK=1")
+@needs_sandbox
+def test_benchmark_30_submissions_of_the_cnn_chapter(tmp_path):
+    """30 perfect submissions of all CNN exercises in under 5 minutes with 2 workers."""
+    book, seconds = _grade_perfect_cnn_class(tmp_path, 30)
     print(f"graded 30 submissions in {seconds:.0f} s")
     assert len(book.results) == 30 and seconds < 300
 

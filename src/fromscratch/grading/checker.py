@@ -549,7 +549,8 @@ class _Audit:
                 self._flag(f"tried to signal process {target} ({event})")
         elif event == "object.__setattr__" and args and isinstance(args[0], type):
             module = getattr(args[0], "__module__", "") or ""
-            if module.startswith(("fromscratch", "torch", "builtins", "json")):
+            if (module.startswith(("fromscratch", "torch", "builtins", "json"))
+                    and not _library_importing()):
                 self._flag(f"changed {module}.{args[0].__name__}.{args[1]}")
         elif event in _INTROSPECTION_EVENTS:
             self._flag(f"used {event} (introspection of the grader's process)")
@@ -559,6 +560,27 @@ class _Audit:
                 self.subprocesses.append(f"{event}: {what}")
         elif event == "sys.addaudithook":
             self._flag("installed an audit hook")
+
+
+def _library_importing() -> bool:
+    """True when the class attribute is being set by an installed library's own code while
+    a module is imported: torch imports parts of itself lazily (``torch._dynamo`` when a
+    check trains a model) and sets attributes of its new classes then. Code in the work
+    copy (a module the answer wrote and imports) is not exempt."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # the audit hook's own frames
+    if frame is None or not frame.f_code.co_filename.startswith(_LIBRARY_ROOTS):
+        return False
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_LIBRARY_ROOTS = tuple(sorted({os.path.join(p, "") for p in
+                               (sys.prefix, sys.base_prefix, sys.exec_prefix)}))
 
 
 # -- integrity snapshot: functions the checks rely on -------------------------------------
