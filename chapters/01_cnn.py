@@ -446,7 +446,8 @@ for _ in range(300):
 learned = edge.weight.detach()[0, 0]
 print("largest |learned - Sobel| weight:", bound((learned - sobel).abs().max(), 0.01))
 show_grid([torch.stack([edge_init, learned, sobel])], ["kernel"],
-          "initial, learned and true kernel (Sobel, vertical edges)", cbar_label="weight")
+          "initial, learned and true kernel (Sobel, vertical edges)",
+          cbar_label="weight")
 
 # %% [markdown]
 # The fresh kernel converges to the Sobel kernel: a convolution learns a local feature
@@ -599,7 +600,8 @@ for nets, net_name in [(inits, "untrained"), (cnn_members, "trained")]:
     for depth in (0, 1):
         with torch.no_grad():
             probe_rows[f"block {depth + 1}, {net_name}"] = [
-                probe(lambda X, net=net, d=depth: net.feature_maps(X)[d]) for net in nets]
+                probe(lambda X, net=net, d=depth: net.feature_maps(X)[d])
+                for net in nets]
 with torch.no_grad():
     probe_rows["block 2, trained without shifts"] = [
         probe(lambda X: plain_cnn.feature_maps(X)[1])]

@@ -499,6 +499,7 @@ class _Audit:
         self.reference: list = []
         self.subprocesses: list = []
         self.home = os.path.realpath(os.environ.get("HOME", "/nonexistent"))
+        self.protected = _protected_folders()
 
     def _flag(self, text: str, into=None) -> None:
         into = self.flags if into is None else into
@@ -510,6 +511,8 @@ class _Audit:
             full = os.path.realpath(os.fsdecode(path))
         except Exception:  # noqa: BLE001
             return None
+        if full.startswith(self.protected):
+            return full  # the Python environment or the course: read-only, even under /tmp
         for allowed in (self.home, "/tmp", "/dev/null"):
             if full == allowed or full.startswith(allowed.rstrip("/") + "/"):
                 return None
@@ -581,6 +584,20 @@ def _library_importing() -> bool:
 
 _LIBRARY_ROOTS = tuple(sorted({os.path.join(p, "") for p in
                                (sys.prefix, sys.base_prefix, sys.exec_prefix)}))
+
+
+def _protected_folders() -> tuple:
+    """Folders an answer must never write to, wherever they are (a clone and its virtual
+    environment may live under /tmp, where the sandbox's own /tmp is writable): the Python
+    environment, and the course package with the project folder around it."""
+    import fromscratch
+
+    package = os.path.dirname(os.path.realpath(fromscratch.__file__))
+    folders = set(_LIBRARY_ROOTS) | {os.path.join(package, "")}
+    parent = os.path.dirname(package)
+    if os.path.basename(parent) == "src":  # an editable install: the project's folder
+        folders.add(os.path.join(os.path.dirname(parent), ""))
+    return tuple(sorted(f for f in folders if f != "/"))
 
 
 # -- integrity snapshot: functions the checks rely on -------------------------------------
