@@ -84,6 +84,15 @@ def measure_top_half_blanked(model, X, y):
     X[..., :4, :] = 0
     return accuracy(model, X, y)
 
+# %% [mistake] measured the global model, not its argument | expect: not the `model` argument
+from fromscratch.training import accuracy
+
+
+def measure_top_half_blanked(model, X, y):
+    X_blank = X.clone()
+    X_blank[..., :4, :] = 0
+    return accuracy(cnn_model, X_blank, y)
+
 # %% [mistake] model left in training mode | expect: Call model.eval()
 import torch
 

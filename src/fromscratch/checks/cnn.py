@@ -8,7 +8,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import Case, check_function, check_measurement, check_trained_model, failed, finish
+from .core import (
+    Case,
+    call_learner,
+    check_function,
+    check_measurement,
+    check_trained_model,
+    failed,
+    finish,
+)
 
 PARAM_BUDGET = 5_000
 ACCURACY_BAR = 0.95
@@ -212,6 +220,23 @@ def check_occlusion(measure: Callable, model: nn.Module, X: torch.Tensor, y: tor
         "`accuracy(model, X_blank, y)`.",
         success=lambda v: f"accuracy with the top half blanked: {v:.4f} (unoccluded: "
         f"{clean:.4f}).", strict=False)
+    if result.passed:
+        # the same measurement of another model: an answer must use the model it is given
+        torch.manual_seed(0)
+        other = nn.Sequential(nn.Flatten(), nn.Linear(X[0].numel(), 10)).eval()
+        other_expected = accuracy(other, blank_rows(X, 0, half), y)
+        value, problem = call_learner("cnn-occlusion", measure, "measure_top_half_blanked",
+                                      (other, X.clone(), y), strict=False)
+        if problem is not None:
+            return finish(problem, strict)
+        value = value.item() if isinstance(value, torch.Tensor) else value
+        if not isinstance(value, (int, float)) or abs(value - other_expected) > 1e-6:
+            return failed("cnn-occlusion", [
+                "input: a different model (an untrained linear classifier) and the same "
+                "images, top half set to 0",
+                f"expected: {other_expected:.4f}", f"received: {value}",
+                "likely mistake: your function measures the chapter's `cnn_model` (or another "
+                "global), not the `model` argument it is given."], strict)
     if result.passed and not torch.equal(given, X):
         return failed("cnn-occlusion", [
             "your function changed the images it was given: after the call, rows of `X` are 0.",
