@@ -13,12 +13,5 @@ if command -v chromium >/dev/null 2>&1 && [ -x /usr/bin/chromedriver ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-dejavu-core
+bash "$(dirname "$0")/apt_install.sh" chromium chromium-driver fonts-dejavu-core
 echo "installed: $(chromium --version)"

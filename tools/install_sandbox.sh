@@ -14,12 +14,5 @@ if command -v bwrap >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends bubblewrap util-linux
+bash "$(dirname "$0")/apt_install.sh" bubblewrap util-linux
 echo "installed: $(bwrap --version)"

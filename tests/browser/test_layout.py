@@ -144,19 +144,25 @@ def _in_view(page, selector: str) -> dict:
     }""", selector)
 
 
-@pytest.mark.parametrize("name", [TOC["root"], *CHAPTERS])
-def test_navigation_drawer_opens_on_a_phone(page, site, shot, name):
+def _open_drawer(page, site, shot, name, toggle_class, sidebar, what):
+    """Open a page at phone width, press its drawer button, and check that the drawer
+    slides fully into view with clickable links."""
     open_page(page, site, name, PHONE)
-    toggle = page.locator(".primary-toggle:visible")
-    assert toggle.count() >= 1, f"{name}: no visible menu button at 390 px"
+    toggle = page.locator(f"{toggle_class}:visible")
+    assert toggle.count() >= 1, f"{name}: no visible {what} button at 390 px"
     toggle.first.click()
     page.wait_for_timeout(500)
-    box = _in_view(page, ".bd-sidebar-primary")
-    shot(page, f"phone-menu-{name}")
-    assert box["found"] and box["visible"], f"{name}: no navigation sidebar: {box}"
+    box = _in_view(page, sidebar)
+    shot(page, f"phone-{what}-{name}")
+    assert box["found"] and box["visible"], f"{name}: no {what} sidebar: {box}"
     assert box["left"] >= -1 and box["width"] >= 200 and box["right"] <= box["innerWidth"] + 1, (
-        f"{name}: the navigation drawer did not open into view: {box}")
-    assert box["linkHit"], f"{name}: the drawer's links are covered by something else"
+        f"{name}: the {what} drawer did not open into view: {box}")
+    assert box["linkHit"], f"{name}: the {what} drawer's links are covered by something else"
+
+
+@pytest.mark.parametrize("name", [TOC["root"], *CHAPTERS])
+def test_navigation_drawer_opens_on_a_phone(page, site, shot, name):
+    _open_drawer(page, site, shot, name, ".primary-toggle", ".bd-sidebar-primary", "menu")
     target = CHAPTERS[-1] if name != CHAPTERS[-1] else CHAPTERS[0]
     page.click(f".bd-sidebar-primary nav.bd-docs-nav a[href$='{target.split('/')[-1]}.html']")
     page.wait_for_url(f"**/{target}.html")
@@ -164,17 +170,8 @@ def test_navigation_drawer_opens_on_a_phone(page, site, shot, name):
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_contents_drawer_opens_on_a_phone(page, site, shot, name):
-    open_page(page, site, name, PHONE)
-    toggle = page.locator(".secondary-toggle:visible")
-    assert toggle.count() >= 1, f"{name}: no visible contents button at 390 px"
-    toggle.first.click()
-    page.wait_for_timeout(500)
-    box = _in_view(page, ".bd-sidebar-secondary")
-    shot(page, f"phone-contents-{name}")
-    assert box["found"] and box["visible"], f"{name}: no contents sidebar: {box}"
-    assert box["left"] >= -1 and box["width"] >= 200 and box["right"] <= box["innerWidth"] + 1, (
-        f"{name}: the contents drawer did not open into view: {box}")
-    assert box["linkHit"], f"{name}: the contents drawer's links are covered by something else"
+    _open_drawer(page, site, shot, name, ".secondary-toggle", ".bd-sidebar-secondary",
+                 "contents")
     sections = page.locator(".bd-sidebar-secondary nav a[href^='#']").count()
     assert sections >= 3, f"{name}: the contents drawer lists {sections} sections"
 
