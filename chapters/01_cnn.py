@@ -297,9 +297,14 @@ MAKE = {"CNN": lambda: cnn.DigitsCNN(config),
         "MLP": lambda: cnn.MLP(64, hidden=(256, 128))}
 
 
+def initial(name, seed):
+    """The network a training run with this seed starts from (its initial weights)."""
+    torch.manual_seed(seed)
+    return MAKE[name]()
+
+
 def train(name, recipe, data, val=None, seed=0):
-    torch.manual_seed(seed)  # the seed fixes the initial weights, data order and shifts
-    model = MAKE[name]()
+    model = initial(name, seed)  # the seed also fixes the data order and the shifts
     hist = fit(model, data, val=val, augment=AUGMENT[recipe], seed=seed, **RECIPE,
                desc=f"{name}, {recipe}")
     return model, hist
@@ -397,18 +402,12 @@ print(f"bar passed: {cnn_acc:.2%} >= 99% (3 CNNs together); one CNN: "
 # a kernel's initial and trained weights (1 means the same direction).
 
 # %%
-def initial(seed):
-    """The network a training run with this seed started from."""
-    torch.manual_seed(seed)
-    return cnn.DigitsCNN(config)
-
-
 def kernels(net):
     """The first layer's 3x3 kernels: (32, 3, 3)."""
     return net.block1[0].weight.detach()[:, 0]
 
 
-inits = [initial(s) for s in SEEDS]
+inits = [initial("CNN", s) for s in SEEDS]
 cosine = torch.cat([
     F.cosine_similarity(kernels(a).flatten(1), kernels(b).flatten(1), dim=1)
     for a, b in zip(inits, cnn_members)])
