@@ -12,7 +12,7 @@ from .digits import (
     shift_images,
     split_off_validation,
 )
-from .sequences import remember_first
+from .sequences import count_task, remember_first, reverse_task, sort_task, two_relations
 from .text import CharVocab, char_windows, load_text
 
 __all__ = [
@@ -22,6 +22,10 @@ __all__ = [
     "shift_images",
     "split_off_validation",
     "remember_first",
+    "reverse_task",
+    "count_task",
+    "two_relations",
+    "sort_task",
     "CharVocab",
     "char_windows",
     "load_text",

@@ -28,3 +28,61 @@ def remember_first(
     X = torch.randint(n_symbols, n_symbols + n_noise, (n, length), generator=g)
     X[:, 0] = y
     return X, y
+
+
+def _check_task(n: int, length: int, vocab: int, need_distinct: bool = False):
+    if n < 1 or length < 2 or vocab < 2:
+        raise ValueError(f"need n >= 1, length >= 2, vocab >= 2; got n={n}, length={length}, "
+                         f"vocab={vocab}")
+    if need_distinct and vocab < length:
+        raise ValueError(f"sequences of {length} distinct tokens need vocab >= {length}, "
+                         f"got {vocab}")
+
+
+def reverse_task(n: int, length: int = 10, vocab: int = 20, seed: int = 0) -> tuple:
+    """A task that needs order: write the sequence backwards, ``Y[:, t] = X[:, length-1-t]``.
+
+    Each sequence holds ``length`` distinct tokens, so a model that knows *which* tokens
+    are present but not *where* can do no better than guessing one of the other
+    ``length - 1`` tokens. Returns ``X`` and ``Y``, both ``(n, length)``."""
+    _check_task(n, length, vocab, need_distinct=True)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, vocab, generator=g).argsort(dim=1)[:, :length]
+    return X, X.flip(1)
+
+
+def count_task(n: int, length: int = 10, vocab: int = 5, seed: int = 0) -> tuple:
+    """A task that needs no order: at every position, how often its token occurs in the
+    whole sequence (``1 .. length``). Permuting the input permutes the answer the same way.
+    Returns ``X`` and ``Y``, both ``(n, length)``."""
+    _check_task(n, length, vocab)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randint(0, vocab, (n, length), generator=g)
+    Y = (X[:, :, None] == X[:, None, :]).sum(dim=2)
+    return X, Y
+
+
+def two_relations(n: int, length: int = 12, vocab: int = 16, seed: int = 0) -> tuple:
+    """A task that needs two different relations at once: at every position ``t`` name the
+    previous token ``X[:, t-1]`` and the first token ``X[:, 0]``.
+
+    Returns ``X (n, length)`` and ``Y (n, length, 2)``: ``Y[..., 0]`` the previous token
+    (-100, PyTorch's "ignore" label, at ``t = 0`` where there is none), ``Y[..., 1]`` the
+    first token."""
+    _check_task(n, length, vocab)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randint(0, vocab, (n, length), generator=g)
+    previous = torch.cat([torch.full((n, 1), -100), X[:, :-1]], dim=1)
+    first = X[:, :1].expand(n, length)
+    return X, torch.stack([previous, first], dim=2)
+
+
+def sort_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> tuple:
+    """Write the sequence's tokens in increasing order, ``Y = X.sort(dim=1).values``.
+
+    Output position ``t`` holds the ``t``-th smallest token: a model must know *which*
+    position it is writing and see *every* input token. Returns ``X`` and ``Y``, ``(n, length)``."""
+    _check_task(n, length, vocab)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randint(0, vocab, (n, length), generator=g)
+    return X, X.sort(dim=1).values

@@ -1,0 +1,243 @@
+"""Checks for the Transformer chapter's exercises."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..models import transformer as tr
+from .core import Case, check_function, check_measurement, check_trained_model
+
+SORT_BAR = 0.95
+
+
+def _forbidden_attention() -> list:
+    """What the attention exercise refuses: the course's answer and PyTorch's."""
+    return [tr.attention, tr.MultiHeadAttention.forward, nn.MultiheadAttention.forward,
+            (F, "scaled_dot_product_attention"), (F, "multi_head_attention_forward"),
+            (torch._C._nn, "scaled_dot_product_attention")]
+
+
+def _attention_reference(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                         n_heads):
+    E = x.shape[-1]
+    mha = nn.MultiheadAttention(E, n_heads, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(in_proj_weight)
+        mha.in_proj_bias.copy_(in_proj_bias)
+        mha.out_proj.weight.copy_(out_proj_weight)
+        mha.out_proj.bias.copy_(out_proj_bias)
+        T = x.shape[1]
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)  # True: may not attend
+        return mha(x, x, x, attn_mask=future, need_weights=False)[0]
+
+
+def _attention_variant(scale="d_head", mask="causal", split="transpose", softmax_dim=-1,
+                       out_proj=True):
+    """Typical wrong causal self-attentions, used to recognise the learner's mistake."""
+
+    def attend(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, n_heads):
+        B, T, E = x.shape
+        d = E // n_heads
+        q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
+        if split == "transpose":
+            q, k, v = (t.view(B, T, n_heads, d).transpose(1, 2) for t in (q, k, v))
+        else:  # reshaped straight to (B, H, T, d): mixes positions and features
+            q, k, v = (t.reshape(B, n_heads, T, d) for t in (q, k, v))
+        scores = q @ k.transpose(-2, -1)
+        scores = scores / {"d_head": math.sqrt(d), "d_model": math.sqrt(E), "none": 1.0}[scale]
+        i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+        if mask == "causal":
+            scores = scores.masked_fill(j > i, float("-inf"))
+        elif mask == "reversed":
+            scores = scores.masked_fill(j < i, float("-inf"))
+        w = scores.softmax(dim=softmax_dim)
+        out = w @ v
+        out = out.transpose(1, 2).reshape(B, T, E) if split == "transpose" else out.reshape(B, T, E)
+        return out @ out_proj_weight.T + out_proj_bias if out_proj else out
+
+    return attend
+
+
+def _attention_cases():
+    g = torch.Generator().manual_seed(3)
+
+    def case(B, T, E, H, label, x_scale=1.0):
+        r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+        return Case((r(B, T, E) * x_scale, r(3 * E, E) / math.sqrt(E), r(3 * E) * 0.1,
+                     r(E, E) / math.sqrt(E), r(E) * 0.1, H), label=label)
+
+    return [
+        case(1, 4, 4, 1, "one sequence of 4 tokens, width 4, one head"),
+        case(2, 5, 8, 2, "batch of 2, 5 tokens, width 8, 2 heads"),
+        case(1, 1, 6, 3, "a single token (it can only attend to itself)"),
+        case(3, 7, 12, 4, "3 sequences of 7 tokens, width 12, 4 heads"),
+        case(2, 6, 8, 2, "large inputs (softmax close to one-hot)", x_scale=4.0),
+    ]
+
+
+def check_causal_attention(fn: Callable, strict: Optional[bool] = None):
+    """Compare ``fn(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, n_heads)``
+    with ``nn.MultiheadAttention`` (causal mask, same weights); the course's attention and
+    PyTorch's fused ones are refused."""
+    mistakes = [
+        (_attention_variant(scale="none"),
+         "the scores are not scaled: divide q k^T by sqrt(d_head) before the softmax."),
+        (_attention_variant(scale="d_model"),
+         "the scores are divided by sqrt(d_model); each head's dot products have d_head = "
+         "d_model / n_heads terms, so divide by sqrt(d_head)."),
+        (_attention_variant(mask="none"),
+         "there is no causal mask: position t must not see positions after t (set those "
+         "scores to -inf before the softmax)."),
+        (_attention_variant(mask="reversed"),
+         "the mask is the wrong way round: each position sees itself and the *future*; it "
+         "must see itself and the past (mask key j > query i)."),
+        (_attention_variant(split="reshape"),
+         "the heads are split with reshape(B, n_heads, T, d_head), which mixes positions and "
+         "features; view (B, T, n_heads, d_head) first, then transpose(1, 2)."),
+        (_attention_variant(softmax_dim=-2),
+         "the softmax runs over the queries (dim -2); each query's weights over the keys "
+         "must sum to 1: softmax over the last axis."),
+        (_attention_variant(out_proj=False),
+         "the output projection is missing: after concatenating the heads, multiply by "
+         "out_proj_weight^T and add out_proj_bias."),
+    ]
+    return check_function(
+        "transformer-causal-attention", fn, _attention_reference, _attention_cases(),
+        mistakes=mistakes, forbid=_forbidden_attention(), atol=1e-5,
+        hint="q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, -1); split each into "
+        "heads (B, H, T, d_head); scores = q k^T / sqrt(d_head) with -inf where key > query; "
+        "softmax over the keys; weights @ v; concatenate the heads back to (B, T, E); apply "
+        "the output projection.",
+        strict=strict)
+
+
+def _has_attention(model) -> Optional[list]:
+    kinds = (tr.MultiHeadAttention, nn.MultiheadAttention)
+    if not any(isinstance(m, kinds) for m in model.modules()):
+        return ["the exercise asks for a Transformer, and the model holds no attention layer.",
+                "hint: build it from the chapter's pieces, e.g. TokenTransformer(vocab, vocab, "
+                "TransformerConfig(...))."]
+    return None
+
+
+def _sorter_hint(model, score):
+    hints = []
+    blocks = [m for m in model.modules() if isinstance(m, tr.Block)]
+    if isinstance(model, tr.TokenTransformer) and model.pos is None:
+        hints.append("hint: the model has no positional encoding, so it is permutation-"
+                     "equivariant: every output position computes the same function of its "
+                     "own token and the set of tokens. Sorting needs to know which place it "
+                     "is writing: add positions (learned or sinusoidal).")
+    if any(b.causal for b in blocks):
+        hints.append("hint: the blocks are causal: position t sees only tokens 0..t, but the "
+                     "t-th smallest token can be anywhere. Use causal=False.")
+    if not hints:
+        hints.append("hint: every output position must see every token and know its own "
+                     "position; a 2-layer model of width 64 with learned positions reaches "
+                     "the bar with the check's recipe.")
+    return hints
+
+
+def check_sorter(make_model: Callable, strict: Optional[bool] = None, seed: int = 0):
+    """Train ``make_model(vocab_size, length)`` on the sort task (3,000 sequences of 8
+    tokens from 10, 6 epochs of Adam at 3e-3 with a cosine schedule) and score its token
+    accuracy on 1,000 new sequences."""
+    from ..data import sort_task
+    from ..training import accuracy, fit
+
+    vocab, length = 10, 8
+
+    def train(model):
+        fit(model, sort_task(3000, length, vocab, seed=seed), epochs=6, lr=3e-3,
+            batch_size=64, cosine=True, seed=seed, device=torch.device("cpu"), progress=False)
+        return accuracy(model, *sort_task(1000, length, vocab, seed=seed + 1))
+
+    return check_trained_model(
+        "transformer-sorter", make_model, "make_sorter", (vocab, length),
+        probe=sort_task(3, length, vocab, seed=seed + 2)[0],
+        probe_text=f"token ids of shape (3, {length}) from a vocabulary of {vocab}",
+        out_shape=(3, length, vocab),
+        shape_hint="return logits of shape (batch, length, vocab_size): one prediction per "
+        "output position.",
+        requirements=[_has_attention], train=train, bar=SORT_BAR,
+        score_text=lambda a: f"{a:.1%} token accuracy on new sequences",
+        below_bar=_sorter_hint, strict=strict, seed=seed)
+
+
+@torch.no_grad()
+def _relation_accuracy(model, X, Y, relation, head_mask=None, skip_first=True):
+    model.eval()
+    V = model.head.out_features // 2
+    pred = model(X, head_mask=head_mask).view(*Y.shape, V).argmax(-1)[..., relation]
+    target = Y[..., relation]
+    start = 1 if skip_first else 0
+    return (pred[:, start:] == target[:, start:]).float().mean().item()
+
+
+def _mass(model, X, offset):
+    """Mean attention weight of each head of layer 0 from query t on key t - offset
+    (offset "first": on key 0)."""
+    w = model.attention_maps(X)[0]  # (B, H, T, T)
+    T = X.shape[1]
+    if offset == "first":
+        t = torch.arange(1, T)
+        on = w[:, :, t, 0]
+    else:
+        t = torch.arange(max(offset, 0), T + min(offset, 0))  # queries whose key exists
+        on = w[:, :, t, t - offset]
+    return on.mean(dim=(0, 2))  # (H,)
+
+
+def head_drop(model, X, Y, key=1, relation=0, skip_first=True, invert=False) -> float:
+    """How much ``relation``'s accuracy falls when the head of layer 0 that attends most
+    to key ``t - key`` (or to key 0: ``key="first"``) is removed."""
+    head = int(_mass(model, X, key).argmax())
+    n_layers, n_heads = len(model.blocks), model.blocks[0].self_attn.n_heads
+    mask = torch.ones(n_layers, n_heads)
+    mask[0, head] = 0.0
+    if invert:
+        mask[0] = 1.0 - mask[0]
+    before = _relation_accuracy(model, X, Y, relation, skip_first=skip_first)
+    return before - _relation_accuracy(model, X, Y, relation, mask, skip_first)
+
+
+def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = None):
+    """Run ``measure(model, X, Y)``: the fall in previous-token accuracy when the head of
+    layer 0 that attends most to the previous token is removed."""
+    expected = head_drop(model, X, Y)
+    known = {
+        "position 0 is counted: it has no previous token (its label is -100, never "
+        "predicted), so score positions 1 .. T-1 only.": head_drop(model, X, Y, skip_first=False),
+        "you removed the head that attends to the first token, not the one that attends to "
+        "the previous token.": head_drop(model, X, Y, key="first"),
+        "you removed the head that attends to the *next* token (query t to key t + 1): the "
+        "attention weights are (batch, head, query, key), so the previous token of query t "
+        "is w[:, :, t, t - 1].": head_drop(model, X, Y, key=-1),
+        "this is the fall in the *first-token* accuracy; the exercise asks about the "
+        "previous-token relation, Y[..., 0].": head_drop(model, X, Y, relation=1),
+        "you kept only the previous-token head and removed every other one; remove that head "
+        "alone (head_mask 0 for it, 1 for the rest).": head_drop(model, X, Y, invert=True),
+    }
+    merged: dict = {}  # two mistakes that give the same number: name both
+    for message, value in known.items():
+        same = [m for m, v in merged.items() if math.isclose(v, value, rel_tol=1e-4,
+                                                             abs_tol=1e-6)]
+        if same:
+            merged[same[0] + " Or: " + message] = merged.pop(same[0])
+        else:
+            merged[message] = value
+    return check_measurement(
+        "transformer-head-role", measure, "measure_head_role", (model, X, Y), expected,
+        known=merged, model=model, rel_tol=1e-4, abs_tol=1e-6,
+        input_text=f"the chapter's two-relation model and {len(X)} validation sequences",
+        hint="attention_maps(X)[0] is (batch, head, query, key); the previous-token head has "
+        "the largest mean weight w[:, h, t, t - 1] over t = 1 .. T-1. Remove it with "
+        "head_mask = torch.ones(n_layers, n_heads) holding 0 at [0, h]; accuracy of "
+        "Y[..., 0] over positions 1 .. T-1, before minus after.",
+        success=lambda v: f"removing the previous-token head costs {v:.1%} of its accuracy.",
+        strict=strict)
