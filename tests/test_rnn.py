@@ -180,3 +180,18 @@ def test_empty_sequences_float64_and_train_mode():
     model = rnn.CharModel("rnn", 5, rnn.RNNConfig(embed=2, hidden=3)).train()
     rnn.generate(model, torch.tensor([1]), 3)
     assert model.training
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_fused_char_model_computes_what_ours_does(kind):
+    torch.manual_seed(0)
+    fused = rnn.CharModel(kind, 11, rnn.RNNConfig(embed=6, hidden=8), fused=True).eval()
+    ours = rnn.CharModel(kind, 11, rnn.RNNConfig(embed=6, hidden=8)).eval()
+    ours.embed.load_state_dict(fused.embed.state_dict())
+    ours.out.load_state_dict(fused.out.state_dict())
+    rnn.copy_from_torch(ours.rnn.cell, fused.rnn)
+    tokens = torch.randint(0, 11, (3, 9))
+    with torch.no_grad():
+        assert torch.allclose(fused(tokens), ours(tokens), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown cell kind"):
+        rnn.CharModel("transformer", 11, fused=True)

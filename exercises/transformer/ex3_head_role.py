@@ -58,7 +58,7 @@ X_rel_val, Y_rel_val = two_relations(1000, 12, 16, seed=100)
 torch.manual_seed(0)
 config = TransformerConfig(d_model=64, n_heads=2, n_layers=1, max_len=12)
 relation_models = [TokenTransformer(16, 32, config)]
-fit(relation_models[0], (X_rel, Y_rel), epochs=10, lr=1e-2, batch_size=64, cosine=True,
+fit(relation_models[0], (X_rel, Y_rel), epochs=20, lr=1e-2, batch_size=128, cosine=True,
     loss_fn=lambda logits, y: torch.nn.functional.cross_entropy(
         logits.reshape(-1, 16), y.reshape(-1)), progress=False)
 

@@ -212,14 +212,27 @@ class SequenceClassifier(nn.Module):
         return self.out(self.drop(hs[:, -1]))  # (B, n_classes)
 
 
-class CharModel(nn.Module):
-    """A character-level language model: predicts the next character at every step."""
+TORCH_RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
-    def __init__(self, kind: str, vocab_size: int, config: RNNConfig = None):
+
+class CharModel(nn.Module):
+    """A character-level language model: predicts the next character at every step.
+
+    ``fused=True`` runs the recurrence with PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU``:
+    the same computation as our cells (the chapter checks it), with the loop over time in
+    C++, several times faster to train. Its state is then in PyTorch's format."""
+
+    def __init__(self, kind: str, vocab_size: int, config: RNNConfig = None,
+                 fused: bool = False):
         super().__init__()
         c = config or RNNConfig.default()
         self.embed = nn.Embedding(vocab_size, c.embed)
-        self.rnn = Recurrent(make_cell(kind, c.embed, c.hidden))
+        if fused:
+            if kind not in TORCH_RECURRENT:
+                raise ValueError(f"unknown cell kind {kind!r}; choose one of {sorted(CELLS)}")
+            self.rnn = TORCH_RECURRENT[kind](c.embed, c.hidden, batch_first=True)
+        else:
+            self.rnn = Recurrent(make_cell(kind, c.embed, c.hidden))
         self.drop = nn.Dropout(c.dropout)  # active in training mode only
         self.out = nn.Linear(c.hidden, vocab_size)
 

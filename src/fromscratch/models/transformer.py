@@ -267,7 +267,7 @@ class TokenTransformer(nn.Module):
         self.config, self.causal = c, causal
         self.embed = nn.Embedding(vocab_size, c.d_model)
         if c.positions == "learned":
-            self.pos = nn.Parameter(torch.randn(c.max_len, c.d_model) * 0.02)
+            self.pos = nn.Parameter(torch.randn(c.max_len, c.d_model) * 0.02)  # as GPT-2
         elif c.positions == "sinusoidal":
             self.register_buffer("pos", sinusoidal_positions(c.max_len, c.d_model),
                                  persistent=False)
