@@ -3,6 +3,7 @@ import re
 import time
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
@@ -189,6 +190,7 @@ def test_decode_of_arbitrary_ids_replaces_invalid_utf8(tok512):
         assert text.encode("utf-8").decode("utf-8") == text
     assert tok512.decode(torch.tensor(tok512.encode("a tensor"))) == "a tensor"
     assert tok512.decode([]) == ""
+    assert tok512.decode([np.int64(104), np.int32(105)]) == "hi"
 
 
 def test_bad_input_raises_clear_errors(tok512):
@@ -196,6 +198,7 @@ def test_bad_input_raises_clear_errors(tok512):
         BPETokenizer.train("some text", 255)
     with pytest.raises(ValueError, match="vocab_size"):
         BPETokenizer.train("some text", "512")
+    assert len(BPETokenizer.train("abab abab", np.int64(257))) == 257
     with pytest.raises(ValueError, match="text must be a str, got bytes"):
         BPETokenizer.train(b"some text", 300)
     with pytest.raises(ValueError, match="text must be a str, got NoneType"):

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import numbers
 import re
 from collections import Counter
 from pathlib import Path
@@ -130,11 +131,13 @@ class BPETokenizer:
         prints each merge as it is learned; :meth:`trace` lists them afterwards.
         """
         _check_text(text)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) \
+                or vocab_size < 256:
             raise ValueError(f"vocab_size must be an int >= 256 (the 256 byte tokens plus the "
                              f"merges), got {vocab_size!r}")
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {min_count}")
+        vocab_size = int(vocab_size)
         tok = cls(pattern=pattern)
         words = Counter(tok._chunks(text))
         merges, counts = _learn_merges(words, vocab_size - 256, min_count,
@@ -143,7 +146,8 @@ class BPETokenizer:
 
     def trace(self, k: Optional[int] = None) -> List[MergeStep]:
         """The first ``k`` merges (all if ``None``) with the bytes of the new token and how
-        often the pair occurred when it was merged (counts are known after :meth:`train`)."""
+        often the pair occurred when it was merged (-1 for a tokenizer built from bare
+        merges; :meth:`train`, :meth:`save` and :meth:`load` keep the counts)."""
         steps = self.merges if k is None else self.merges[:k]
         return [MergeStep(r, pair, 256 + r, self.vocab[256 + r],
                           -1 if self.counts is None else self.counts[r])
@@ -192,8 +196,12 @@ class BPETokenizer:
         return len(self.vocab)
 
     def __repr__(self) -> str:
-        kind = "no pre-tokenization" if self.pattern is None else "GPT-2 pre-tokenization" \
-            if self.pattern == GPT2_PATTERN else f"pattern {self.pattern!r}"
+        if self.pattern is None:
+            kind = "no pre-tokenization"
+        elif self.pattern == GPT2_PATTERN:
+            kind = "GPT-2 pre-tokenization"
+        else:
+            kind = f"pattern {self.pattern!r}"
         return f"BPETokenizer({len(self)} tokens = 256 bytes + {len(self.merges)} merges, {kind})"
 
     def _chunks(self, text: str) -> List[bytes]:
@@ -277,10 +285,10 @@ def _as_id_list(ids) -> List[int]:
     if hasattr(ids, "tolist"):  # torch tensor, numpy array
         ids = ids.tolist()
     ids = list(ids)
-    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int)]
+    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
     if bad:
         raise ValueError(f"ids must be ints, got {bad[:5]!r}")
-    return ids
+    return [int(i) for i in ids]
 
 
 def _learn_merges(words: Counter, n_merges: int, min_count: int,
