@@ -207,9 +207,11 @@ def _run(images, model, check_range, batch_size: int = 2048):
     model = model or load_fd_classifier()
     was_training = model.training
     model.eval()  # no dropout
-    parts = [_penultimate_and_logits(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    dev = next(model.parameters()).device
+    parts = [_penultimate_and_logits(model, x[i : i + batch_size].to(dev))
+             for i in range(0, len(x), batch_size)]
     model.train(was_training)
-    return torch.cat([p for p, _ in parts]), torch.cat([z for _, z in parts])
+    return torch.cat([p for p, _ in parts]).cpu(), torch.cat([z for _, z in parts]).cpu()
 
 
 def features(images, model: Optional[DigitsCNN] = None, check_range: bool = True) -> torch.Tensor:
@@ -341,7 +343,7 @@ def fd(samples, reference=None, model: Optional[DigitsCNN] = None, check_range: 
     the classifier's feature space; ``reference`` defaults to the training digits.
 
     The calibration table (:func:`load_calibration`) says what a value means: held-out real
-    digits score a few units, noise hundreds. Use the same number of samples as it does
+    digits score about 1, uniform noise about 100. Use the same number of samples as it does
     (450) when comparing with it: FD grows as the sample set shrinks.
     """
     reference = reference_digits()[0] if reference is None else reference
