@@ -6,6 +6,8 @@ The folders mirror the course:
 - ``fromscratch.training``: seeding, device choice, a small training loop, evaluation;
 - ``fromscratch.plotting``: loss curves, image grids, heatmaps;
 - ``fromscratch.models``: one module per model family (``cnn``, ``rnn``, ...);
+- ``fromscratch.generative``: the sample-quality measures the generative chapters share
+  (a Frechet distance in a digits classifier's features, class entropy, copy detection);
 - ``fromscratch.checks``: the self-checks that give learners specific feedback;
 - ``fromscratch.exercises``: the exercises (prompts, stubs, reference solutions).
 """
