@@ -128,3 +128,33 @@ def test_trained_model_pattern_checks_shape_requirements_and_bar():
     assert "must be linear" in run(lambda: torch.nn.Sequential(torch.nn.Linear(3, 4))).text
     assert "the bar is score 0.90" in run(lambda: torch.nn.Linear(3, 4), bar=0.9).text
     assert run(lambda: 3).status == "failed"
+
+
+def test_attention_exercise_refuses_the_courses_and_pytorchs_attention():
+    import torch.nn as nn
+
+    from fromscratch.checks.transformer import check_causal_attention
+    from fromscratch.models import transformer as tr
+
+    def via_course(x, w_in, b_in, w_out, b_out, n_heads):
+        mha = tr.MultiHeadAttention(x.shape[-1], n_heads)
+        with torch.no_grad():
+            mha.in_proj_weight.copy_(w_in), mha.in_proj_bias.copy_(b_in)
+            mha.out_proj.weight.copy_(w_out), mha.out_proj.bias.copy_(b_out)
+        return mha(x, causal=True)
+
+    def via_torch_module(x, w_in, b_in, w_out, b_out, n_heads):
+        mha = nn.MultiheadAttention(x.shape[-1], n_heads, batch_first=True)
+        T = x.shape[1]
+        return mha(x, x, x, attn_mask=torch.ones(T, T, dtype=torch.bool).triu(1))[0]
+
+    def via_function(x, w_in, b_in, w_out, b_out, n_heads):
+        B, T, E = x.shape
+        q, k, v = (x @ w_in.T + b_in).chunk(3, dim=-1)
+        q, k, v = (t.view(B, T, n_heads, -1).transpose(1, 2) for t in (q, k, v))
+        out = tr.attention(q, k, v, causal=True)[0]
+        return out.transpose(1, 2).reshape(B, T, E) @ w_out.T + b_out
+
+    for fn in (via_course, via_torch_module, via_function):
+        result = check_causal_attention(fn)
+        assert result.status == "failed" and "an existing implementation" in result.text, fn

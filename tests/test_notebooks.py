@@ -45,3 +45,8 @@ def test_recorded_quality_figures_meet_the_bars():
     assert metrics["01_cnn"]["test_accuracy"] >= 0.99
     assert metrics["02_rnn"]["memory_accuracy_lstm"] >= 0.95
     assert metrics["02_rnn"]["memory_accuracy_rnn"] < 0.4
+    transformer = metrics["03_transformer"]
+    assert transformer["order_task_accuracy"] >= 0.98
+    assert transformer["count_task_accuracy"] >= 0.98
+    assert transformer["count_task_accuracy_no_positions"] >= 0.98
+    assert transformer["order_task_accuracy_no_positions"] <= 1 / 20 + 0.10  # chance + 0.10

@@ -66,7 +66,8 @@ MODEL_TYPES: Tuple[ModelType, ...] = (
         "transformer", 3, "Transformer", 1, "sequence of vectors", "sequence of vectors",
         ("scaled dot-product attention", "multi-head attention", "positional encoding",
          "residual + norm"),
-        reuses=("rnn",),
+        reuses=("rnn",), chapter="chapters/03_transformer",
+        quality=("order_task_accuracy", "reverse task, token accuracy"),
     ),
     ModelType(
         "llm", 4, "LLM", 1, "text prompt", "next-token probabilities",
