@@ -158,3 +158,15 @@ def test_attention_exercise_refuses_the_courses_and_pytorchs_attention():
     for fn in (via_course, via_torch_module, via_function):
         result = check_causal_attention(fn)
         assert result.status == "failed" and "an existing implementation" in result.text, fn
+
+
+def test_head_role_exercise_refuses_the_checks_own_measurement():
+    from fromscratch import exercises
+    from fromscratch.checks import transformer as checks
+
+    ex = exercises.get("transformer-head-role")
+    ns = {"__name__": "__exercise__"}
+    exec(compile(ex.setup, "<setup>", "exec"), ns)
+    result = checks.check_head_role(checks.head_drop, ns["relation_models"][0],
+                                    ns["X_rel_val"], ns["Y_rel_val"])
+    assert result.status == "failed" and "an existing implementation" in result.text

@@ -233,7 +233,7 @@ def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = Non
             merged[message] = value
     return check_measurement(
         "transformer-head-role", measure, "measure_head_role", (model, X, Y), expected,
-        known=merged, model=model, rel_tol=1e-4, abs_tol=1e-6,
+        known=merged, model=model, rel_tol=1e-4, abs_tol=1e-6, forbid=[head_drop, _mass],
         input_text=f"the chapter's two-relation model and {len(X)} validation sequences",
         hint="attention_maps(X)[0] is (batch, head, query, key); the previous-token head has "
         "the largest mean weight w[:, h, t, t - 1] over t = 1 .. T-1. Remove it with "
