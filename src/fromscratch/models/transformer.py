@@ -79,18 +79,20 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
 
 class LayerNorm(nn.Module):
     """Normalise each vector over its last axis to mean 0 and variance 1, then scale and
-    shift it: ``weight * (x - mean) / sqrt(var + eps) + bias`` (the biased variance)."""
+    shift it: ``weight * (x - mean) / sqrt(var + eps) + bias`` (the biased variance).
+    ``bias=False`` leaves the shift out (``bias`` is then None), as ``nn.LayerNorm(bias=False)``."""
 
-    def __init__(self, d: int, eps: float = 1e-5):
+    def __init__(self, d: int, eps: float = 1e-5, bias: bool = True):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(d))
-        self.bias = nn.Parameter(torch.zeros(d))
+        self.bias = nn.Parameter(torch.zeros(d)) if bias else None
 
     def forward(self, x):
         mean = x.mean(dim=-1, keepdim=True)
         var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
-        return self.weight * (x - mean) / torch.sqrt(var + self.eps) + self.bias
+        out = self.weight * (x - mean) / torch.sqrt(var + self.eps)
+        return out if self.bias is None else out + self.bias
 
 
 class KVCache:
@@ -189,7 +191,9 @@ class Block(nn.Module):
     Pre-norm (``norm_first=True``, GPT-2 and most models since): ``x = x + sublayer(norm(x))``,
     which keeps an unnormalised residual path from input to output and trains more easily.
     Names and shapes equal ``nn.TransformerEncoderLayer(batch_first=True)``'s, so its state
-    dict loads directly. ``causal=True`` makes it a decoder block (GPT).
+    dict loads directly (``bias=False`` drops the biases of the linear layers and the
+    LayerNorms, as there). ``causal=True`` makes it a decoder block (GPT); ``cache`` (a
+    :class:`KVCache`) then lets it take only the new positions of a sequence.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: Optional[int] = None,
@@ -203,7 +207,7 @@ class Block(nn.Module):
         self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias)
         self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
         self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
-        self.norm1, self.norm2 = LayerNorm(d_model), LayerNorm(d_model)
+        self.norm1, self.norm2 = LayerNorm(d_model, bias=bias), LayerNorm(d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)  # inside the feed-forward network
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
