@@ -306,3 +306,134 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
     finally:
         model.train(was_training)
     return idx[0] if one_d else idx
+
+
+# --- Training a language model for a step or time budget ---------------------------------
+
+@dataclass
+class LMRecipe:
+    """How a language model is trained: AdamW (weight decay on weight matrices only), a
+    linear warm-up, then a cosine decay from ``lr`` to ``min_lr``, gradients clipped.
+    The defaults are nanoGPT's character-level recipe (``train_shakespeare_char.py``)."""
+
+    batch_size: int = 12
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup: int = 100  # steps
+    weight_decay: float = 0.1
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+
+    def lr_at(self, step: int, progress: float) -> float:
+        """The learning rate at ``step``, ``progress`` (0 to 1) of the way through the run."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        cosine = 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return self.min_lr + (self.lr - self.min_lr) * cosine
+
+
+@dataclass
+class LMRun:
+    """What :func:`train_lm` measured."""
+
+    steps: int = 0
+    seconds: float = 0.0  # training time only (evaluations excluded)
+    train_loss: list = None  # per step
+    evals: list = None  # (training seconds, step, validation loss in nats per token)
+
+
+def random_windows(ids: torch.Tensor, block: int, batch: int, generator: torch.Generator):
+    """``batch`` random windows of ``block + 1`` tokens, as inputs and next-token targets."""
+    if ids.dim() != 1 or len(ids) <= block:
+        raise ValueError(f"need a 1-D tensor of more than block={block} ids, got shape "
+                         f"{tuple(ids.shape)}")
+    start = torch.randint(0, len(ids) - block, (batch,), generator=generator)
+    rows = start[:, None] + torch.arange(block + 1)
+    window = ids[rows]
+    return window[:, :-1], window[:, 1:]
+
+
+@torch.no_grad()
+def lm_loss(model: GPT, ids: torch.Tensor, block: Optional[int] = None,
+            batch: int = 128) -> float:
+    """Mean cross-entropy (nats per token) of predicting every token of ``ids`` after the
+    first from the tokens before it, in consecutive non-overlapping windows of ``block``."""
+    block = block or model.config.block_size
+    n = (len(ids) - 1) // block
+    if n < 1:
+        raise ValueError(f"need more than block={block} ids to measure a loss, got {len(ids)}")
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    x = ids[:n * block].view(n, block)
+    y = ids[1:n * block + 1].view(n, block)
+    total = 0.0
+    for i in range(0, n, batch):
+        _, loss = model(x[i:i + batch].to(dev), y[i:i + batch].to(dev))
+        total += loss.item() * len(x[i:i + batch])
+    model.train(was_training)
+    return total / n
+
+
+def make_optimizer(model: nn.Module, recipe: LMRecipe) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the weight matrices and embeddings only (as nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, recipe.beta2))
+
+
+def train_lm(model: GPT, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = None, *,
+             steps: Optional[int] = None, seconds: Optional[float] = None,
+             val_ids: Optional[torch.Tensor] = None, eval_at: tuple = (), seed: int = 0,
+             device: Optional[torch.device] = None) -> LMRun:
+    """Train ``model`` on random windows of ``train_ids`` for ``steps`` steps or for
+    ``seconds`` of training time (exactly one of them).
+
+    A step budget repeats on every machine (up to float rounding); a time budget is how
+    recipes are compared on one machine (``tools/llm_search.py``). ``eval_at`` lists
+    training times (with ``seconds``) or steps (with ``steps``) at which the validation
+    loss on ``val_ids`` is measured; the clock stops while it is.
+    """
+    import time
+
+    if (steps is None) == (seconds is None):
+        raise ValueError("give exactly one budget: steps=... or seconds=...")
+    if (steps is not None and steps < 1) or (seconds is not None and seconds <= 0):
+        raise ValueError(f"the budget must be positive, got steps={steps}, seconds={seconds}")
+    if eval_at and val_ids is None:
+        raise ValueError("eval_at needs val_ids")
+    recipe = recipe or LMRecipe()
+    device = device or next(model.parameters()).device
+    model.to(device).train()
+    optimizer = make_optimizer(model, recipe)
+    generator = torch.Generator().manual_seed(seed)
+    block = model.config.block_size
+    run = LMRun(train_loss=[], evals=[])
+    pending = sorted(eval_at)
+    elapsed = 0.0
+    while True:
+        done = run.steps / steps if steps is not None else elapsed / seconds
+        while pending and (pending[0] <= (run.steps if steps is not None else elapsed)):
+            run.evals.append((elapsed, run.steps, lm_loss(model, val_ids, block)))
+            model.train()
+            pending.pop(0)
+        if done >= 1:
+            break
+        start = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr_at(run.steps, done)
+        x, y = random_windows(train_ids, block, recipe.batch_size, generator)
+        _, loss = model(x.to(device), y.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        run.train_loss.append(loss.item())
+        run.steps += 1
+        elapsed += time.perf_counter() - start
+    run.seconds = elapsed
+    return run
