@@ -274,3 +274,43 @@ def test_bad_input_messages():
         GPTConfig(d_model=30, n_head=4)
     with pytest.raises(ValueError, match="positions must be one of"):
         GPTConfig(positions="rotary")
+
+
+def test_lm_recipe_warms_up_then_decays_to_min_lr():
+    from fromscratch.models.gpt import LMRecipe
+
+    r = LMRecipe(lr=1e-3, min_lr=1e-4, warmup=10)
+    assert r.lr_at(0, 0.0) == pytest.approx(1e-4) and r.lr_at(9, 0.1) == pytest.approx(1e-3)
+    assert r.lr_at(10, 0.0) == pytest.approx(1e-3)
+    assert r.lr_at(500, 0.5) == pytest.approx(5.5e-4) and r.lr_at(900, 1.0) == pytest.approx(1e-4)
+
+
+def test_random_windows_are_inputs_and_next_token_targets():
+    from fromscratch.models.gpt import random_windows
+
+    ids = torch.arange(100)
+    x, y = random_windows(ids, 8, 5, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 8) and torch.equal(y, x + 1)
+    with pytest.raises(ValueError, match="more than block"):
+        random_windows(torch.arange(8), 8, 2, torch.Generator())
+
+
+def test_train_lm_learns_a_repetitive_text_and_checks_its_budget():
+    from fromscratch.models.gpt import LMRecipe, lm_loss, train_lm
+
+    torch.manual_seed(0)
+    ids = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7] * 60)
+    model = GPT(GPTConfig(vocab_size=8, block_size=16, n_layer=1, n_head=2, d_model=32))
+    before = lm_loss(model, ids)
+    assert before == pytest.approx(math.log(8), abs=0.1)  # an untrained model guesses
+    recipe = LMRecipe(batch_size=16, lr=3e-3, warmup=5)
+    run = train_lm(model, ids, recipe, steps=60, val_ids=ids, eval_at=(0, 60))
+    assert run.steps == 60 and len(run.train_loss) == 60 and run.seconds > 0
+    assert [e[1] for e in run.evals] == [0, 60]
+    assert run.evals[-1][2] < 0.5 * before  # the cycle is learned
+    timed = train_lm(model, ids, seconds=0.2)
+    assert timed.seconds >= 0.2 and timed.steps >= 1
+    with pytest.raises(ValueError, match="exactly one budget"):
+        train_lm(model, ids, steps=5, seconds=1.0)
+    with pytest.raises(ValueError, match="eval_at needs val_ids"):
+        train_lm(model, ids, steps=5, eval_at=(5,))
