@@ -102,3 +102,27 @@ def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_
     q, k, v = (t.view(B, T, n_heads, -1).transpose(1, 2) for t in (q, k, v))
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     return out.transpose(1, 2).reshape(B, T, E) @ out_proj_weight.T + out_proj_bias
+
+# %% [mistake] PyTorch's attention imported under another name | expect: an existing implementation
+from torch.nn.functional import scaled_dot_product_attention as attend
+
+
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                          n_heads):
+    B, T, E = x.shape
+    q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (t.view(B, T, n_heads, -1).transpose(1, 2) for t in (q, k, v))
+    out = attend(q, k, v, is_causal=True)
+    return out.transpose(1, 2).reshape(B, T, E) @ out_proj_weight.T + out_proj_bias
+
+# %% [mistake] PyTorch's fused multi-head attention | expect: an existing implementation
+import torch
+
+
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                          n_heads):
+    T, E = x.shape[1], x.shape[2]
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    return torch._native_multi_head_attention(
+        x, x, x, E, n_heads, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+        future, False, True, 0)[0]

@@ -18,8 +18,10 @@
 #    over positions `1 .. T-1` with all heads, minus the same with that head removed.
 #
 # The outputs have `2 * vocab` logits per position: `model(X).view(*Y.shape, -1)` gives
-# `(batch, T, 2, vocab)`. The check runs it on `relation_models[0]`, `X_rel_val`, `Y_rel_val`.
-# Then try the other head: does the previous-token relation care?
+# `(batch, T, 2, vocab)`. The check runs it on `relation_models[0]`, `X_rel_val`,
+# `Y_rel_val`, and then on the same model with its heads renumbered and some labels
+# changed, so measure everything; assume nothing. Then try the other head: does the
+# previous-token relation care?
 
 # %% [solution]
 import torch
@@ -117,3 +119,31 @@ def measure_head_role(model, X, Y):
             return (pred[:, 1:, 1] == Y[:, 1:, 1]).float().mean().item()
 
         return first_accuracy(None) - first_accuracy(mask)
+
+# %% [mistake] always head 0 | expect: with its heads renumbered
+import torch
+
+
+def measure_head_role(model, X, Y):
+    model.eval()
+    with torch.no_grad():
+        def previous_accuracy(head_mask):
+            pred = model(X, head_mask=head_mask).view(*Y.shape, -1).argmax(-1)
+            return (pred[:, 1:, 0] == Y[:, 1:, 0]).float().mean().item()
+
+        return previous_accuracy(None) - previous_accuracy(torch.tensor([[0.0, 1.0]]))
+
+# %% [mistake] accuracy before assumed to be 1 | expect: measure it, do not assume it
+import torch
+
+
+def measure_head_role(model, X, Y):
+    model.eval()
+    with torch.no_grad():
+        w = model.attention_maps(X)[0]
+        t = torch.arange(1, X.shape[1])
+        head = w[:, :, t, t - 1].mean(dim=(0, 2)).argmax().item()
+        mask = torch.ones(len(model.blocks), w.shape[1])
+        mask[0, head] = 0.0
+        pred = model(X, head_mask=mask).view(*Y.shape, -1).argmax(-1)
+        return 1.0 - (pred[:, 1:, 0] == Y[:, 1:, 0]).float().mean().item()

@@ -316,14 +316,23 @@ def forbidden(*targets):
     """Make the given implementations unusable while learner code runs.
 
     Each target is a Python function (its code is swapped for one that raises
-    :class:`UsedForbidden`, so the function fails under every alias it was imported as)
-    or a ``(owner, attribute)`` pair (the attribute is replaced by such a function, for
-    built-ins and wrapped functions whose code cannot be swapped). Everything is restored
-    on exit, also after an error.
+    :class:`UsedForbidden`, so the function fails under every alias it was imported as),
+    a ``(owner, attribute)`` pair (the attribute is replaced by such a function, for
+    built-ins and wrapped functions whose code cannot be swapped), or the name of a
+    PyTorch operator such as ``"aten::_native_multi_head_attention"``: any call that
+    reaches that operator raises, whatever Python name led to it (a built-in imported
+    under another name before the check ran, ``torch.ops.aten...``). Everything is
+    restored on exit, also after an error.
     """
     swapped, replaced = [], []
+    ops = {t for t in targets if isinstance(t, str)}
+    mode = _ForbiddenOps(ops) if ops else None
     try:
+        if mode is not None:
+            mode.__enter__()
         for target in targets:
+            if isinstance(target, str):
+                continue
             if isinstance(target, tuple):
                 owner, attr = target
                 original = getattr(owner, attr)
@@ -345,6 +354,25 @@ def forbidden(*targets):
             target.__code__ = code
         for owner, attr, original in replaced:
             setattr(owner, attr, original)
+        if mode is not None:
+            mode.__exit__(None, None, None)
+
+
+class _ForbiddenOps:
+    """A PyTorch dispatch mode that raises :class:`UsedForbidden` when one of ``names``
+    (operator schema names, ``"aten::..."``) runs; every other operator runs as usual."""
+
+    def __new__(cls, names):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                name = func._schema.name
+                if name in names:
+                    raise UsedForbidden(name.replace("aten::", "torch.ops.aten."))
+                return func(*args, **(kwargs or {}))
+
+        return Mode()
 
 
 def _raiser(qualname: str):
@@ -481,6 +509,7 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                         train: Callable, bar: float, score_text: Callable[[float], str],
                         requirements: Sequence[Callable] = (),
                         below_bar: Optional[Callable] = None,
+                        after_training: Sequence[Callable] = (),
                         success: Optional[Callable] = None, higher_is_better: bool = True,
                         forbid: Sequence = (), strict: Optional[bool] = None,
                         seed: int = 0) -> CheckResult:
@@ -491,7 +520,9 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     3. each of ``requirements(model)`` returns ``None`` or the feedback lines of what the
        exercise asks for and the model lacks (its architecture, a parameter budget, ...);
     4. ``train(model)`` trains it with the check's fixed recipe and returns its score;
-       the score must reach ``bar``. ``below_bar(model, score)`` gives the hint lines then.
+       the score must reach ``bar``. ``below_bar(model, score)`` gives the hint lines then;
+    5. each of ``after_training(model)`` returns ``None`` or the feedback lines of what the
+       trained model does wrong (e.g. it does not use the part the exercise is about).
     The implementations in ``forbid`` are blocked throughout (see :func:`forbidden`).
     """
     model, problem = call_factory(exercise, make_model, name, args, strict, seed, forbid)
@@ -519,5 +550,10 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
         lines = [f"after training with the check's recipe: {score_text(score)}; "
                  f"the bar is {score_text(bar)}."]
         return failed(exercise, lines + (below_bar(model, score) if below_bar else []), strict)
+    with forbidden(*forbid):
+        for requirement in after_training:
+            lines = requirement(model)
+            if lines:
+                return failed(exercise, lines, strict)
     return passed(exercise, success(model, score) if success else
                   f"{score_text(score)} (bar {score_text(bar)}).", strict)

@@ -15,11 +15,23 @@ from .core import Case, check_function, check_measurement, check_trained_model
 SORT_BAR = 0.95
 
 
+#: PyTorch's fused attention kernels, refused however they are reached: under an alias
+#: imported before the check, through ``torch.ops.aten``, or inside nn.MultiheadAttention
+#: (``_safe_softmax`` is the softmax of PyTorch's reference "math" attention).
+ATTENTION_OPS = ("aten::_scaled_dot_product_flash_attention_for_cpu",
+                 "aten::_scaled_dot_product_flash_attention",
+                 "aten::_scaled_dot_product_efficient_attention",
+                 "aten::_scaled_dot_product_cudnn_attention",
+                 "aten::_scaled_dot_product_fused_attention_overrideable",
+                 "aten::_native_multi_head_attention", "aten::_safe_softmax",
+                 "aten::_masked_softmax")
+
+
 def _forbidden_attention() -> list:
     """What the attention exercise refuses: the course's answer and PyTorch's."""
     return [tr.attention, tr.MultiHeadAttention.forward, nn.MultiheadAttention.forward,
             (F, "scaled_dot_product_attention"), (F, "multi_head_attention_forward"),
-            (torch._C._nn, "scaled_dot_product_attention")]
+            (torch._C._nn, "scaled_dot_product_attention"), *ATTENTION_OPS]
 
 
 def _attention_reference(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
@@ -143,19 +155,60 @@ def _sorter_hint(model, score):
     return hints
 
 
+#: Sorting done for the model: refused while the sorter is trained and scored.
+SORTING = [(owner, name) for owner in (torch, torch.Tensor)
+           for name in ("sort", "argsort", "msort", "topk", "kthvalue")
+           if hasattr(owner, name)]
+
+
+def _attention_modules(model) -> list:
+    return [m for m in model.modules()
+            if isinstance(m, (tr.MultiHeadAttention, nn.MultiheadAttention))]
+
+
+def _zero_attention(module, args, output):
+    if isinstance(output, tuple):
+        return (torch.zeros_like(output[0]), *output[1:])
+    return torch.zeros_like(output)
+
+
+def _uses_attention(X, Y, accuracy_fn):
+    """A requirement: with every attention layer's output set to zero, the trained model
+    must lose most of its accuracy (else it sorts without attention)."""
+
+    def requirement(model):
+        handles = [m.register_forward_hook(_zero_attention) for m in _attention_modules(model)]
+        try:
+            without = accuracy_fn(model, X, Y)
+        finally:
+            for h in handles:
+                h.remove()
+        if without >= 0.5:
+            return [f"the attention layers are not what sorts: with their outputs set to zero "
+                    f"the trained model still scores {without:.1%}.",
+                    "hint: build the sorter from the chapter's attention blocks "
+                    "(TokenTransformer) and let them do the work."]
+        return None
+
+    return requirement
+
+
 def check_sorter(make_model: Callable, strict: Optional[bool] = None, seed: int = 0):
     """Train ``make_model(vocab_size, length)`` on the sort task (3,000 sequences of 8
     tokens from 10, 6 epochs of Adam at 3e-3 with a cosine schedule) and score its token
-    accuracy on 1,000 new sequences."""
+    accuracy on 1,000 new sequences. Sorting functions are refused while the model is
+    trained and scored, and the trained model must need its attention layers."""
     from ..data import sort_task
     from ..training import accuracy, fit
 
     vocab, length = 10, 8
+    train_set = sort_task(3000, length, vocab, seed=seed)  # made before sorting is refused
+    test_set = sort_task(1000, length, vocab, seed=seed + 1)
 
     def train(model):
-        fit(model, sort_task(3000, length, vocab, seed=seed), epochs=6, lr=3e-3,
-            batch_size=64, cosine=True, seed=seed, device=torch.device("cpu"), progress=False)
-        return accuracy(model, *sort_task(1000, length, vocab, seed=seed + 1))
+        fit(model, train_set, epochs=6, lr=3e-3, batch_size=64, cosine=True, seed=seed,
+            device=torch.device("cpu"), progress=False)
+        return accuracy(model, *test_set)
 
     return check_trained_model(
         "transformer-sorter", make_model, "make_sorter", (vocab, length),
@@ -166,7 +219,8 @@ def check_sorter(make_model: Callable, strict: Optional[bool] = None, seed: int 
         "output position.",
         requirements=[_has_attention], train=train, bar=SORT_BAR,
         score_text=lambda a: f"{a:.1%} token accuracy on new sequences",
-        below_bar=_sorter_hint, strict=strict, seed=seed)
+        below_bar=_sorter_hint, after_training=[_uses_attention(*test_set, accuracy)],
+        forbid=SORTING, strict=strict, seed=seed)
 
 
 @torch.no_grad()
@@ -206,22 +260,50 @@ def head_drop(model, X, Y, key=1, relation=0, skip_first=True, invert=False) -> 
     return before - _relation_accuracy(model, X, Y, relation, mask, skip_first)
 
 
-def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = None):
-    """Run ``measure(model, X, Y)``: the fall in previous-token accuracy when the head of
-    layer 0 that attends most to the previous token is removed."""
+def swap_heads(model):
+    """A copy of a two-relation model whose layer-0 heads are rotated (head h becomes head
+    h + 1): it computes exactly the same function, but its heads have other numbers."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    att = twin.blocks[0].self_attn
+    H, d, E = att.n_heads, att.d_head, att.d_model
+    order = torch.arange(H).roll(1)  # the new head h is the old head h - 1
+    idx = torch.cat([order[h] * d + torch.arange(d) for h in range(H)])
+    rows = torch.cat([idx, E + idx, 2 * E + idx])
+    with torch.no_grad():
+        att.in_proj_weight.copy_(att.in_proj_weight[rows])
+        if att.in_proj_bias is not None:
+            att.in_proj_bias.copy_(att.in_proj_bias[rows])
+        att.out_proj.weight.copy_(att.out_proj.weight[:, idx])
+    return twin
+
+
+def noisy_labels(Y, fraction=0.2, seed=0):
+    """``Y`` with a ``fraction`` of the previous-token labels (positions 1 ..) changed, so
+    that even the intact model is not always right."""
+    g = torch.Generator().manual_seed(seed)
+    Y = Y.clone()
+    flip = torch.rand(Y.shape[:2], generator=g) < fraction
+    flip[:, 0] = False
+    V = int(Y[..., 1].max()) + 1
+    Y[..., 0] = torch.where(flip, (Y[..., 0] + 1) % V, Y[..., 0])
+    return Y
+
+
+def _head_role_once(measure, model, X, Y, input_text, strict):
     expected = head_drop(model, X, Y)
     known = {
         "position 0 is counted: it has no previous token (its label is -100, never "
         "predicted), so score positions 1 .. T-1 only.": head_drop(model, X, Y, skip_first=False),
         "you removed the head that attends to the first token, not the one that attends to "
         "the previous token.": head_drop(model, X, Y, key="first"),
-        "you removed the head that attends to the *next* token (query t to key t + 1): the "
-        "attention weights are (batch, head, query, key), so the previous token of query t "
-        "is w[:, :, t, t - 1].": head_drop(model, X, Y, key=-1),
         "this is the fall in the *first-token* accuracy; the exercise asks about the "
         "previous-token relation, Y[..., 0].": head_drop(model, X, Y, relation=1),
         "you kept only the previous-token head and removed every other one; remove that head "
         "alone (head_mask 0 for it, 1 for the rest).": head_drop(model, X, Y, invert=True),
+        "the accuracy before removing the head is not 1 on these labels: measure it, do not "
+        "assume it.": 1.0 - (_relation_accuracy(model, X, Y, 0) - head_drop(model, X, Y)),
     }
     merged: dict = {}  # two mistakes that give the same number: name both
     for message, value in known.items():
@@ -233,11 +315,29 @@ def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = Non
             merged[message] = value
     return check_measurement(
         "transformer-head-role", measure, "measure_head_role", (model, X, Y), expected,
-        known=merged, model=model, rel_tol=1e-4, abs_tol=1e-6, forbid=[head_drop, _mass],
-        input_text=f"the chapter's two-relation model and {len(X)} validation sequences",
+        known=merged, model=model, rel_tol=1e-4, abs_tol=1e-6,
+        forbid=[head_drop, _mass, _relation_accuracy], input_text=input_text,
         hint="attention_maps(X)[0] is (batch, head, query, key); the previous-token head has "
         "the largest mean weight w[:, h, t, t - 1] over t = 1 .. T-1. Remove it with "
         "head_mask = torch.ones(n_layers, n_heads) holding 0 at [0, h]; accuracy of "
         "Y[..., 0] over positions 1 .. T-1, before minus after.",
         success=lambda v: f"removing the previous-token head costs {v:.1%} of its accuracy.",
         strict=strict)
+
+
+def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = None):
+    """Run ``measure(model, X, Y)``: the fall in previous-token accuracy when the head of
+    layer 0 that attends most to the previous token is removed. It runs twice: on the
+    chapter's model and labels, then on the same model with its heads renumbered and 20%
+    of the previous-token labels changed (so neither the head's number nor an accuracy
+    of 1 before the removal can be assumed)."""
+    first = _head_role_once(measure, model, X, Y,
+                            f"the chapter's two-relation model and {len(X)} validation "
+                            "sequences", strict=None)
+    if not first.passed:
+        from .core import finish
+
+        return finish(first, strict)
+    return _head_role_once(measure, swap_heads(model), X, noisy_labels(Y),
+                           "the same model with its heads renumbered, and 20% of the "
+                           "previous-token labels changed", strict)
