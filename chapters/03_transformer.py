@@ -79,7 +79,8 @@ q, k, v = torch.randn(2, 4, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 8)
 scores = q @ k.transpose(-2, -1) / math.sqrt(8)  # (2, 4, 6): every query with every key
 weights = scores.softmax(dim=-1)  # each row sums to 1
 out = weights @ v  # (2, 4, 8): one weighted average of the values per query
-print("scores", tuple(scores.shape), "weights", tuple(weights.shape), "out", tuple(out.shape))
+print("scores", tuple(scores.shape), "weights", tuple(weights.shape),
+      "out", tuple(out.shape))
 print("rows of the weights sum to", [f"{v:.4f}" for v in weights.sum(-1)[0].tolist()])
 print("std of unscaled scores:", f"{(q @ k.transpose(-2, -1)).std():.2f}",
       "| scaled:", f"{scores.std():.2f}")
@@ -106,7 +107,8 @@ cases = {
 for name, (ours_kw, torch_kw) in cases.items():
     ours, w = tr.attention(q_self, k, v, **ours_kw)
     ref = F.scaled_dot_product_attention(q_self, k, v, **torch_kw)
-    print(f"{name:>8}: max difference to PyTorch {bound((ours - ref).abs().max(), 1e-6)}")
+    diff = bound((ours - ref).abs().max(), 1e-6)
+    print(f"{name:>8}: max difference to PyTorch {diff}")
     assert torch.allclose(ours, ref, atol=1e-6)
 _, w_causal = tr.attention(q_self, k, v, causal=True)
 _, w_pad = tr.attention(q_self, k, v, key_padding_mask=padding)
@@ -141,13 +143,15 @@ x = torch.randn(3, 7, 16)
 pad = torch.zeros(3, 7, dtype=torch.bool)
 pad[2, 5:] = True
 with torch.no_grad():
-    ref_out, ref_w = torch_mha(x, x, x, key_padding_mask=pad, average_attn_weights=False)
+    ref_out, ref_w = torch_mha(x, x, x, key_padding_mask=pad,
+                               average_attn_weights=False)
     our_out, our_w = ours_mha(x, key_padding_mask=pad, need_weights=True)
 print(f"{count_parameters(ours_mha)} parameters; output {tuple(our_out.shape)}, "
       f"weights {tuple(our_w.shape)} (batch, head, query, key)")
 print("max difference, output:", bound((our_out - ref_out).abs().max(), 1e-5),
       "| per-head weights:", bound((our_w - ref_w).abs().max(), 1e-6))
-assert torch.allclose(our_out, ref_out, atol=1e-5) and torch.allclose(our_w, ref_w, atol=1e-6)
+assert torch.allclose(our_out, ref_out, atol=1e-5)
+assert torch.allclose(our_w, ref_w, atol=1e-6)
 
 # %% [markdown]
 # (positions)=
@@ -240,8 +244,9 @@ with torch.no_grad():
     ln_diff = (our_ln(x) - torch_ln(x)).abs().max()
 print("LayerNorm, max difference:", bound(ln_diff, 1e-5))
 for norm_first in (False, True):
-    torch_block = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0,
-                                             batch_first=True, norm_first=norm_first).eval()
+    torch_block = nn.TransformerEncoderLayer(
+        16, 4, dim_feedforward=32, dropout=0.0, batch_first=True, norm_first=norm_first
+    ).eval()
     our_block = tr.Block(16, 4, 32, norm_first=norm_first).eval()
     our_block.load_state_dict(torch_block.state_dict())
     with torch.no_grad():
@@ -283,8 +288,8 @@ def train_task(task, positions, seed=0):
     config = tr.TransformerConfig(d_model=32, n_heads=4, n_layers=2, max_len=LENGTH,
                                   positions=positions)
     model = tr.TokenTransformer(vocab, n_out, config)
-    history = fit(model, (X, Y), epochs=EPOCHS[task], lr=5e-3, batch_size=128, cosine=True,
-                  seed=seed, desc=f"{task}, positions {positions}")
+    history = fit(model, (X, Y), epochs=EPOCHS[task], lr=5e-3, batch_size=128,
+                  cosine=True, seed=seed, desc=f"{task}, positions {positions}")
     return model, history
 
 
@@ -306,7 +311,8 @@ for task in TASKS:
               f"{order_acc[task, positions]:.3f}")
 chance, order_blind = 1 / 20, 1 / (LENGTH - 1)
 print(f"reverse: chance {chance:.3f}, best possible without order {order_blind:.3f}")
-assert order_acc["reverse", "sinusoidal"] >= 0.98 and order_acc["count", "sinusoidal"] >= 0.98
+assert order_acc["reverse", "sinusoidal"] >= 0.98
+assert order_acc["count", "sinusoidal"] >= 0.98
 assert order_acc["reverse", "none"] <= chance + 0.10
 assert order_acc["count", "none"] >= 0.98
 
@@ -410,16 +416,19 @@ for seed in range(3):
     torch.manual_seed(seed)
     config = tr.TransformerConfig(d_model=64, n_heads=2, n_layers=1, max_len=T_REL)
     model = tr.TokenTransformer(V_REL, 2 * V_REL, config)
-    history = fit(model, (X_rel, Y_rel), epochs=20, lr=1e-2, batch_size=128, cosine=True,
-                  seed=seed, loss_fn=relation_loss, desc=f"two relations, seed {seed}")
+    history = fit(model, (X_rel, Y_rel), epochs=20, lr=1e-2, batch_size=128,
+                  cosine=True, seed=seed, loss_fn=relation_loss,
+                  desc=f"two relations, seed {seed}")
     relation_models.append(model)
     relation_seconds += history.seconds
     masses = head_mass(model)
     full = relation_accuracy(model)
     for h in range(2):
-        removed = relation_accuracy(model, head_mask=(torch.arange(2) != h)[None].float())
+        keep = (torch.arange(2) != h)[None].float()  # (layers, heads): 0 removes
+        removed = relation_accuracy(model, head_mask=keep)
         rows.append((seed, h, *masses[h].tolist(), *full.tolist(), *removed.tolist()))
-print("seed head | weight on prev, first | accuracy prev, first: all heads -> head removed")
+print("seed head | weight on prev, first | "
+      "accuracy prev, first: all heads -> head removed")
 for seed, h, m_prev, m_first, a_prev, a_first, r_prev, r_first in rows:
     print(f"{seed:>4} {h:>4} | {m_prev:>14.2f} {m_first:>6.2f} | {a_prev:>13.3f} "
           f"{a_first:.3f} -> {r_prev:.3f} {r_first:.3f}")
@@ -444,7 +453,8 @@ print("each head serves one relation, in all 3 seeds")
 heatmap(torch.cat([relation_models[0].attention_maps(X_rel_val)[0].mean(0)[h]
                    for h in range(2)], dim=1),
         xlabel="key position (head 0 | head 1)", ylabel="query position",
-        title="seed 0: mean attention of the two heads", cbar_label="mean attention weight")
+        title="seed 0: mean attention of the two heads",
+        cbar_label="mean attention weight")
 
 # %% [markdown]
 # The maps show the two relations: one head's weight sits on the diagonal just below the
@@ -475,13 +485,14 @@ BLANK = 20
 def read_then_write(seed, n):
     X, Y = reverse_task(n, LENGTH, 20, seed=seed)
     inputs = torch.cat([X, torch.full_like(X, BLANK)], dim=1)  # (n, 20)
-    targets = torch.cat([torch.full_like(Y, -100), Y], dim=1)  # scored on the second half
+    targets = torch.cat([torch.full_like(Y, -100), Y], dim=1)  # scored on half 2
     return inputs, targets
 
 
 def written_accuracy(model, X, Y):  # token accuracy on the written half
     with torch.no_grad():
-        return (model.eval()(X)[:, LENGTH:].argmax(-1) == Y[:, LENGTH:]).float().mean().item()
+        pred = model.eval()(X)[:, LENGTH:].argmax(-1)
+    return (pred == Y[:, LENGTH:]).float().mean().item()
 
 
 rw_train, rw_val, rw_test = read_then_write(0, 3000), read_then_write(1, 1000), \
@@ -490,7 +501,8 @@ rw_train, rw_val, rw_test = read_then_write(0, 3000), read_then_write(1, 1000), 
 
 def make_rw(kind):
     if kind == "LSTM":
-        return rnn.CharModel("lstm", 21, rnn.RNNConfig(embed=32, hidden=128), fused=True)
+        config = rnn.RNNConfig(embed=32, hidden=128)
+        return rnn.CharModel("lstm", 21, config, fused=True)
     config = tr.TransformerConfig(d_model=32, n_heads=4, n_layers=2, max_len=2 * LENGTH,
                                   positions="sinusoidal")
     return tr.TokenTransformer(21, 20, config)
@@ -502,8 +514,8 @@ rw_seconds = []
 def train_rw(kind, lr, seed):
     torch.manual_seed(seed)
     model = make_rw(kind)
-    history = fit(model, rw_train, val=rw_val, metric=written_accuracy, epochs=10, lr=lr,
-                  batch_size=128, cosine=True, clip_grad=1.0, seed=seed,
+    history = fit(model, rw_train, val=rw_val, metric=written_accuracy, epochs=10,
+                  lr=lr, batch_size=128, cosine=True, clip_grad=1.0, seed=seed,
                   desc=f"{kind}, learning rate {lr}, seed {seed}")
     rw_seconds.append(history.seconds)
     return model, history
@@ -516,17 +528,21 @@ lstm_lr = min(lr for lr, (_, h) in lstm_runs.items() if h.final_val >= best_val 
 for lr, (_, h) in lstm_runs.items():
     print(f"LSTM, learning rate {lr}: validation accuracy {h.final_val:.2f}")
 print(f"chosen: {lstm_lr} (the smallest rate within 0.02 of the best)")
-lstm_models = [lstm_runs[lstm_lr][0]] + [train_rw("LSTM", lstm_lr, s)[0] for s in (1, 2)]
+lstm_models = [lstm_runs[lstm_lr][0]]
+lstm_models += [train_rw("LSTM", lstm_lr, seed)[0] for seed in (1, 2)]
 transformer_rw, transformer_hist = train_rw("Transformer", 3e-3, seed=0)
 lstm_test = torch.tensor([written_accuracy(m, *rw_test) for m in lstm_models])
-print(f"Transformer: {count_parameters(transformer_rw):,} parameters, learning rate 0.003, "
+print(f"Transformer: {count_parameters(transformer_rw):,} parameters, "
+      "learning rate 0.003, "
       f"test accuracy {written_accuracy(transformer_rw, *rw_test):.3f}")
-print(f"       LSTM: {count_parameters(lstm_models[0]):,} parameters, learning rate {lstm_lr}, "
+print(f"       LSTM: {count_parameters(lstm_models[0]):,} parameters, "
+      f"learning rate {lstm_lr}, "
       f"test accuracy {lstm_test.mean():.2f} ± {lstm_test.std():.2f} (3 seeds)")
 assert written_accuracy(transformer_rw, *rw_test) > 0.98 and lstm_test.max() < 0.9
 plot_lines(range(1, 11), {"Transformer": transformer_hist.val_metric,
                           "LSTM (seed 0)": lstm_runs[lstm_lr][1].val_metric},
-           xlabel="epoch", ylabel="validation token accuracy", title="reverse, read then write")
+           xlabel="epoch", ylabel="validation token accuracy",
+           title="reverse, read then write")
 
 # %% [markdown]
 # Within the same 10 epochs the Transformer solves the task and the LSTM does not. Where
@@ -543,7 +559,8 @@ def by_position(model):  # test accuracy of each output position
 per_position = torch.stack([by_position(m) for m in lstm_models])  # (seeds, positions)
 mean, sd = per_position.mean(0), per_position.std(0)
 fig, ax = plt.subplots(figsize=(6, 3.4))
-ax.errorbar(range(LENGTH), mean, yerr=sd, fmt="o-", capsize=3, label="LSTM, mean ± sd of 3")
+ax.errorbar(range(LENGTH), mean, yerr=sd, fmt="o-", capsize=3,
+            label="LSTM, mean ± sd of 3")
 ax.plot(range(LENGTH), by_position(transformer_rw), "s--", label="Transformer")
 ax.set(xlabel="output position (0 = written first = read last)", ylim=(0, 1.05),
        ylabel="test token accuracy", title="accuracy by output position")
@@ -584,7 +601,8 @@ timed = {"attention": tr.MultiHeadAttention(d, 4),
 def forward_backward(layer, x):
     def step():
         x.grad = None
-        out = layer(x, causal=True) if isinstance(layer, tr.MultiHeadAttention) else layer(x)
+        is_attention = isinstance(layer, tr.MultiHeadAttention)
+        out = layer(x, causal=True) if is_attention else layer(x)
         (out[0] if isinstance(out, tuple) else out).sum().backward()
     return step
 
@@ -617,7 +635,8 @@ for i, T in enumerate(lengths):
 # %%
 growth = {name: s[-1] / s[0] for name, s in seconds.items()}  # from T = 32 to T = 2048
 print(f"time at T = 2048 over time at T = 32 (64 times longer): attention grows more "
-      f"than the RNN chapter's LSTM: {growth['attention'] > growth['LSTM (RNN chapter)']}")
+      f"than the RNN chapter's LSTM: "
+      f"{growth['attention'] > growth['LSTM (RNN chapter)']}")
 assert growth["attention"] > growth["LSTM (RNN chapter)"]
 fused_faster = seconds["nn.LSTM"][-1] < seconds["attention"][-1] / 2
 print(f"at T = 2048, nn.LSTM is more than twice as fast as attention: {fused_faster}")
