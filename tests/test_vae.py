@@ -126,3 +126,24 @@ def test_bad_inputs_have_clear_messages(tmp_path):
         V.load_vae(tmp_path / "missing.pt")
     with pytest.raises(TypeError, match="VAE"):
         V.save_vae(V.Autoencoder(), tmp_path / "ae.pt")
+
+
+def test_training_together_equals_training_one_by_one():
+    X = V.as_flat_images(_images(40, seed=4))
+    cfg = V.VAEConfig(latent=2, hidden=8)
+    alone = []
+    for seed, beta in ((0, 1.0), (1, 0.5)):
+        torch.manual_seed(seed)
+        m = V.VAE(cfg)
+        V.train_autoencoder(m, X, epochs=3, batch_size=16, seed=seed, beta=beta)
+        alone.append(m)
+    together = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        together.append(V.VAE(cfg))
+    V.train_together(together, X, epochs=3, batch_size=16, seeds=[0, 1], betas=[1.0, 0.5])
+    for a, b in zip(alone, together):
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            assert torch.allclose(pa, pb, atol=1e-5)
+    with pytest.raises(ValueError, match="share"):
+        V.train_together([V.VAE(cfg), V.Autoencoder(cfg)], X, epochs=1)
