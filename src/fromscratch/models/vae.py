@@ -258,6 +258,23 @@ def train_together(models, X: torch.Tensor, *, epochs: int = 150, lr: float = 2e
     steps = epochs * math.ceil(len(X) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
     histories = [VAEHistory() for _ in models]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: threads only add overhead, and on a busy
+    try:  # machine they cost many times over
+        _epochs(p, X, gens, beta, opt, sched, histories, epochs, batch_size, is_vae,
+                config.sigma)
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        for s, m in enumerate(models):
+            for n, param in m.named_parameters():
+                param.copy_(p[n][s].to(param.device))
+            m.eval()
+    return histories
+
+
+def _epochs(p, X, gens, beta, opt, sched, histories, epochs, batch_size, is_vae, sigma):
+    S = len(gens)
     start = time.perf_counter()
     for _ in range(epochs):
         orders = [torch.randperm(len(X), generator=g) for g in gens]
@@ -271,7 +288,7 @@ def train_together(models, X: torch.Tensor, *, epochs: int = 150, lr: float = 2e
                 code = mu + torch.exp(0.5 * logvar) * eps  # reparameterize, per model
                 kl = kl_divergence(mu, logvar)  # (S, B)
             x_hat = torch.sigmoid(_stacked_mlp(p, "decoder", code))
-            recon = (x_hat - xb).pow(2).sum(-1) / (2 * config.sigma ** 2)
+            recon = (x_hat - xb).pow(2).sum(-1) / (2 * sigma ** 2)
             if not is_vae:
                 kl = torch.zeros_like(recon)
             loss = (recon + beta * kl).mean(dim=1).sum()  # each model's own mean loss
@@ -286,14 +303,8 @@ def train_together(models, X: torch.Tensor, *, epochs: int = 150, lr: float = 2e
             h.recon.append(r / len(X))
             h.kl.append(k / len(X))
     seconds = time.perf_counter() - start
-    with torch.no_grad():
-        for s, m in enumerate(models):
-            for n, param in m.named_parameters():
-                param.copy_(p[n][s].to(param.device))
-            m.eval()
     for h in histories:
         h.seconds = seconds / S
-    return histories
 
 
 def train_vae(X: Optional[torch.Tensor] = None, config: VAEConfig = CHAPTER_CONFIG, *,
