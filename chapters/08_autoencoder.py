@@ -159,7 +159,10 @@ match = min((k for k, r in pca_rmses.items() if r <= np.mean(ae_rmse)), default=
 print("fewest PCA components that match the autoencoder:", match or "more than 32")
 
 # %% [markdown]
-# AE_PCA_PROSE
+# With 8 numbers the autoencoder reconstructs the test digits with an RMSE of
+# 1.73 ± 0.01 grey levels. PCA with 8 components is at 2.46 and needs 16 components to do
+# as well (1.64): the nonlinear encoder and decoder get about twice as much out of each
+# number as the best linear projection.
 
 # %%
 with torch.no_grad():
@@ -179,7 +182,8 @@ show_images(torch.cat(rows) * 16, ncols=10, size=0.9, colorbar=True,
 # makes a digit a digit, which it was never told? A **linear probe** answers it: a
 # logistic regression from the 8 code numbers to the digit's label, fitted on the
 # training codes and scored on the test codes. Each representation gets the same probe
-# with its own regularisation strength, chosen by cross-validation on the training split.
+# with its own regularisation strength (C = 0.1, 1 or 10), chosen by 3-fold
+# cross-validation on the training split.
 # The comparisons, all of 8 numbers:
 #
 # - PCA's 8 components (the linear baseline);
@@ -189,7 +193,7 @@ show_images(torch.cat(rows) * 16, ncols=10, size=0.9, colorbar=True,
 
 # %%
 def probe_accuracy(f_train, f_test):
-    grid = {"logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]}
+    grid = {"logisticregression__C": [0.1, 1.0, 10.0]}
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     search = GridSearchCV(pipe, grid, cv=3).fit(f_train, split.y_train.numpy())
     return float(search.score(f_test, split.y_test.numpy()))
@@ -221,7 +225,13 @@ for name, accs in probe.items():
     print(f"{name:30s} test accuracy {shown}")
 
 # %% [markdown]
-# PROBE_PROSE
+# From the autoencoder's 8 numbers a linear probe names the digit 93.5% ± 1.1% of the
+# time, above PCA's 8 components (90.2%) and far above the 8 most variable pixels
+# (75.8%); all 64 pixels reach 96.9%. The control matters: the code of an untrained
+# autoencoder, a random nonlinear map of the same shape, gets 66.1% ± 5.3%, so the
+# structure was learned, not built into the architecture. The gain over PCA (3.3 points,
+# three times the spread between seeds) is modest, and it comes from a code that was
+# trained to reconstruct, never shown a label.
 #
 # (vae)=
 # ## The variational autoencoder
@@ -317,7 +327,13 @@ cut = torch.distributions.Normal(mu_v[:3], lv_v[:3].mul(0.5).exp()).sample()
 print("Normal(...).sample() keeps a gradient path:", cut.requires_grad)
 
 # %% [markdown]
-# REPARAM_PROSE
+# Both estimators agree with the exact gradient (the cell asserts it, within 4 standard
+# errors), but per draw the score-function estimate spreads 9.4 times more for $\mu$ and
+# 5.7 times more for $\log\sigma^2$, so it needs about 90 and 30 times more draws for
+# the same precision. Its factor $(z-\mu)/\sigma^2$ grows as $\sigma$ shrinks. The
+# reparameterized estimate uses the gradient of $f$ itself, which the score function
+# throws away. The last line shows the cut: a sample from `Normal(...).sample()` has no
+# gradient path back to $\mu$.
 #
 # (elbo)=
 # ### Training: the ELBO's two terms
@@ -360,7 +376,14 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ELBO_PROSE
+# The reconstruction term falls by an order of magnitude. The KL term first drops to
+# almost 0 within a few epochs: the cheapest start is to ignore the image and make every
+# $q(z|x)$ the prior ("posterior collapse"). It then rises as the decoder learns to use
+# the code, since every nat the code carries about the image costs a nat of KL, and
+# settles around 12 nats. After 200 epochs: reconstruction 21.0 ± 1.1 and KL 12.3 ± 0.6
+# nats per training image. The VAE reconstructs the test digits with an RMSE of
+# 1.88 ± 0.03 grey levels, a little worse than the plain autoencoder (1.73 ± 0.01): the
+# price of the noise in its code, still well below PCA's 2.46.
 #
 # The VAE's code also keeps what a probe needs (its mean code $\mu$, same probe):
 
@@ -393,7 +416,9 @@ display(Markdown(gen.calibration_markdown(table)))
 # per-pixel Gaussian 236, uniform noise 288. The bar of 50 was 0.45 of the way from
 # nothing to the full-covariance Gaussian, between noisy real digits (12) and that
 # baseline. The same fraction of the shipped calibration's full-covariance Gaussian gives
-# the equivalent bar:
+# the equivalent bar (row by row, the shipped FD is 0.24 to 0.34 of the prototype's, and
+# 0.24 to 0.26 between noisy digits and the full-covariance Gaussian, where the bar lies,
+# so rescaling by that ratio gives 12 to 13 as well):
 
 # %%
 prototype = {"real": 3.9, "noisy": 12.0, "gaussian_full": 111.0,
@@ -459,7 +484,24 @@ show_images(torch.cat([generated["VAE, prior N(0, I)"][0][:16],
             "autoencoder + N(0, I)")
 
 # %% [markdown]
-# SAMPLING_PROSE
+# The VAE's prior samples score FD 15.7 ± 2.6, about half the full-covariance Gaussian
+# baseline (29.4), with a class entropy of 2.25 nats (all ten digits; at most 2.30) and a
+# mean distance of 19.3 grey levels to the nearest training digit, more than held-out
+# real digits have (17.2): they are new digits, not copies. The plain autoencoder decoded
+# from $\mathcal{N}(0, I)$ fails completely, FD 178.0 ± 24.5, worse than uniform noise:
+# its codes lie wherever training put them, not where the standard Gaussian puts its
+# mass. Making the codes fit a prior fixed in advance is what the KL term is for.
+#
+# The control does not support the stronger claim, though. Given a full-covariance
+# Gaussian fitted to its own training codes, the plain autoencoder scores 15.4 ± 2.0, the
+# same as the VAE within the spread over seeds. At this scale (8 latent numbers, 1,347
+# training digits) the autoencoder's codes are close enough to a Gaussian that a fitted
+# one samples as well as the VAE's prior. What the VAE adds here is that no second model
+# is needed: its decoder is trained for the prior it is sampled from.
+#
+# The VAE misses the translated bar: FD 15.7 ± 2.6 against 13.2, though within one
+# standard deviation of it. The chapter asserts the weaker bar it does meet, below the
+# full-covariance Gaussian baseline, and reports the translated one beside it.
 #
 # (interpolation)=
 # ## Walking through the latent space
@@ -531,7 +573,16 @@ show_images(torch.cat(rows), ncols=len(steps), size=0.8, colorbar=True,
             suptitle="rows: pixel blend, autoencoder, VAE")
 
 # %% [markdown]
-# INTERP_PROSE
+# The VAE's midpoints are the most digit-like: FD 38.2 ± 1.9, against 53.8 ± 3.6 for
+# the autoencoder's and 46.7 for the pixel blend. The autoencoder's straight line passes
+# through parts of its code space that training never filled, and its midpoints are
+# further from digits than superimposed images are. The class path does not separate the
+# two models: 0.650 ± 0.037 for the VAE and 0.677 ± 0.016 for the autoencoder differ by
+# less than the VAE's spread between seeds, and the pixel blend has the straightest path
+# (0.443), since a superimposed image keeps the classifier's probabilities between the
+# two classes while looking like neither. Midpoints stay far from real digits for every
+# method (FD 38 and more, against 15.7 for the VAE's prior samples): halfway between two
+# different digits there is often no clean digit.
 #
 # (rate-distortion)=
 # ## The beta sweep: rate against distortion
@@ -568,7 +619,13 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# SWEEP_PROSE
+# Rate and distortion trade off as the theory says: from β = 0.25 to β = 4 the KL falls
+# from 20.9 to 6.1 nats per test image and the RMSE rises from 1.64 to 2.22 grey levels,
+# still below PCA's 2.46 at every β. Sample quality is not monotone: the prior-sample FD
+# is worst at β = 0.25 (32.8: an informative code whose aggregate no longer fills the
+# prior), best at β = 2 (14.4) and worse again at β = 4 (19.0: blur). These are single
+# runs (seed 0); with a spread of 2.6 between seeds at β = 1, the best β is not resolved
+# between 1 and 2. The chapter keeps β = 1, the true ELBO.
 #
 # ## Saving the VAE for later chapters
 #
@@ -588,8 +645,9 @@ print("reloaded VAE gives the same reconstructions:", same)
 # %% [markdown]
 # ## Results
 #
-# The bars: the VAE's prior samples below the full-covariance Gaussian baseline, and
-# reconstructions within 2 grey levels.
+# The asserted bars: the VAE's prior samples below the full-covariance Gaussian baseline
+# (every seed), and reconstructions within 2 grey levels. The bar translated from the
+# seed guide (FD 13.2) is printed and recorded, not asserted: the VAE misses it.
 
 # %%
 fd_mean, rmse_mean = float(np.mean(vae_fd)), float(np.mean(vae_rmse))
@@ -616,7 +674,21 @@ record("vae", model="VAE (MLP encoder/decoder, 8-dim latent)",
 # %% [markdown]
 # ## Summary
 #
-# SUMMARY_PROSE
+# - An autoencoder with an 8-number bottleneck reconstructs test digits with an RMSE of
+#   1.73 grey levels; PCA needs 16 components for that. Its code is linearly readable:
+#   a probe names the digit 93.5% of the time (PCA 90.2%, an untrained encoder 66.1%).
+# - The VAE encodes each image as a Gaussian, samples its code with the
+#   reparameterization trick (its gradient matches the exact one, with 6 to 9 times less
+#   spread than the score-function estimate) and trains on reconstruction plus KL.
+# - Its prior samples score FD 15.7 ± 2.6, half the full-covariance Gaussian baseline
+#   (29.4), with RMSE 1.88 grey levels. They miss the bar translated from the seed
+#   guide (13.2). An autoencoder sampled from N(0, I) fails (FD 178), but one sampled
+#   from a Gaussian fitted to its codes does as well as the VAE at this scale.
+# - Interpolation midpoints are more digit-like in the VAE (FD 38.2) than in the
+#   autoencoder (53.8) or a pixel blend (46.7); the classifier's class path does not
+#   separate the two models.
+# - β trades rate (KL) for distortion (RMSE) monotonically; sample quality is best at an
+#   intermediate β.
 #
 # ## Further reading
 #
