@@ -45,3 +45,5 @@ def test_recorded_quality_figures_meet_the_bars():
     assert metrics["01_cnn"]["test_accuracy"] >= 0.99
     assert metrics["02_rnn"]["memory_accuracy_lstm"] >= 0.95
     assert metrics["02_rnn"]["memory_accuracy_rnn"] < 0.4
+    vae = metrics["08_autoencoder"]  # FD below the full-covariance Gaussian baseline (29.4)
+    assert vae["fd"] < 29.4 and vae["recon_rmse"] <= 2.0
