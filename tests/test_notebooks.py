@@ -50,3 +50,5 @@ def test_recorded_quality_figures_meet_the_bars():
     assert transformer["count_task_accuracy"] >= 0.98
     assert transformer["count_task_accuracy_no_positions"] >= 0.98
     assert transformer["order_task_accuracy_no_positions"] <= 1 / 20 + 0.10  # chance + 0.10
+    vae = metrics["08_autoencoder"]  # FD below the full-covariance Gaussian baseline (29.4)
+    assert vae["fd"] < 29.4 and vae["recon_rmse"] <= 2.0

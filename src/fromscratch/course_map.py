@@ -92,7 +92,8 @@ MODEL_TYPES: Tuple[ModelType, ...] = (
     ModelType(
         "vae", 8, "Autoencoder / VAE", 2, "image", "latent code, reconstruction",
         ("encoder, decoder", "reparameterization", "ELBO"),
-        reuses=("cnn",), quality=("frechet_distance", "Frechet distance"),
+        reuses=("cnn",), chapter="chapters/08_autoencoder",
+        quality=("fd", "Frechet distance (prior samples)"),
     ),
     ModelType(
         "gan", 9, "GAN", 2, "random noise", "image",
