@@ -147,7 +147,7 @@ def generators_table(root: Path = ROOT) -> str:
             continue
         got = metrics[m.key]
 
-        def number(key, fmt):
+        def number(key, fmt, got=got):
             value = got.get(key)
             return fmt.format(value) if isinstance(value, (int, float)) else "not recorded"
 
