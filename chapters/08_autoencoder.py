@@ -399,7 +399,7 @@ print("VAE mean code (8): test accuracy", mean_sd(probe["VAE mean code (8)"], 3)
 # ## Sampling: is the latent space sampleable?
 #
 # The measure is the Frechet distance (FD) shared by the generative chapters
-# ({mod}`fromscratch.generative`): 450 samples and the training digits are mapped to the
+# (`fromscratch.generative`): 450 samples and the training digits are mapped to the
 # features of a small digits classifier (chapter 1's network), each set is summarised by a
 # Gaussian, and FD is the distance between the two Gaussians (0 = same distribution). Its
 # calibration table says what values mean, from held-out real digits to uniform noise;
