@@ -238,15 +238,15 @@ for name, accs in probe.items():
 # ## The variational autoencoder
 #
 # The VAE's encoder outputs, for each image $x$, the mean $\mu$ and the log-variance
-# $\log\sigma^2$ of a Gaussian $q(z|x) = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$
+# $\log\sigma^2$ of a Gaussian $q(z \mid x) = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$
 # over codes. Training maximises the **evidence lower bound** (ELBO) on $\log p(x)$, or
 # minimises its negative, two terms per image:
 #
-# $$-\mathrm{ELBO}(x) = \underbrace{\mathbb{E}_{z\sim q(z|x)}\big[-\log p(x|z)\big]}_{
-# \text{reconstruction}} + \underbrace{\mathrm{KL}\big(q(z|x)\,\|\,\mathcal{N}(0, I)
+# $$-\mathrm{ELBO}(x) = \underbrace{\mathbb{E}_{z\sim q(z \mid x)}\big[-\log p(x \mid z)\big]}_{
+# \text{reconstruction}} + \underbrace{\mathrm{KL}\big(q(z \mid x)\,\|\,\mathcal{N}(0, I)
 # \big)}_{\text{KL}}.$$
 #
-# The decoder's likelihood $p(x|z)$ is a Gaussian of fixed $\sigma$ around the decoded
+# The decoder's likelihood $p(x \mid z)$ is a Gaussian of fixed $\sigma$ around the decoded
 # image, so the reconstruction term is the squared error over $2\sigma^2$ (plus a
 # constant). The chapter uses $\sigma = 0.13$ (2.1 grey levels), chosen by the
 # prior-samples' FD against the training digits among 0.08, 0.10, 0.12, 0.13, 0.14 and
@@ -280,7 +280,7 @@ print("largest difference:", bound((kl_mc - kl_exact).abs().max(), 0.02))
 # (reparam)=
 # ### The reparameterization trick
 #
-# The reconstruction term is an expectation over $z \sim q(z|x)$, and its gradient with
+# The reconstruction term is an expectation over $z \sim q(z \mid x)$, and its gradient with
 # respect to $\mu$ and $\log\sigma^2$ is what trains the encoder. Sampling
 # `Normal(mu, sigma).sample()` cuts the gradient: the sample is a number, not a function
 # of $\mu$. The trick writes the same sample as a function of the parameters and of
@@ -380,7 +380,7 @@ plt.show()
 # %% [markdown]
 # The reconstruction term falls by an order of magnitude. The KL term first drops to
 # almost 0 within a few epochs: the cheapest start is to ignore the image and make every
-# $q(z|x)$ the prior ("posterior collapse"). It then rises as the decoder learns to use
+# $q(z \mid x)$ the prior ("posterior collapse"). It then rises as the decoder learns to use
 # the code, since every nat the code carries about the image costs a nat of KL, and
 # settles around 12 nats. After 200 epochs: reconstruction 21.0 ± 1.1 and KL 12.3 ± 0.6
 # nats per training image. The VAE reconstructs the test digits with an RMSE of

@@ -23,8 +23,8 @@ import math
 import torch
 
 
-def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-                          n_heads):
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight,
+                          out_proj_bias, n_heads):
     ### BEGIN SOLUTION
     B, T, E = x.shape
     d = E // n_heads
@@ -46,8 +46,8 @@ check_causal_attention(causal_self_attention)
 import torch
 
 
-def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-                          n_heads):
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight,
+                          out_proj_bias, n_heads):
     B, T, E = x.shape
     d = E // n_heads
     q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
@@ -63,8 +63,8 @@ import math
 import torch
 
 
-def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-                          n_heads):
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight,
+                          out_proj_bias, n_heads):
     B, T, E = x.shape
     d = E // n_heads
     q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
@@ -80,8 +80,8 @@ import math
 import torch
 
 
-def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-                          n_heads):
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight,
+                          out_proj_bias, n_heads):
     B, T, E = x.shape
     d = E // n_heads
     q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
@@ -95,8 +95,8 @@ def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_
 import torch.nn.functional as F
 
 
-def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-                          n_heads):
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight,
+                          out_proj_bias, n_heads):
     B, T, E = x.shape
     q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
     q, k, v = (t.view(B, T, n_heads, -1).transpose(1, 2) for t in (q, k, v))
@@ -107,8 +107,8 @@ def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_
 from torch.nn.functional import scaled_dot_product_attention as attend
 
 
-def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-                          n_heads):
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight,
+                          out_proj_bias, n_heads):
     B, T, E = x.shape
     q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
     q, k, v = (t.view(B, T, n_heads, -1).transpose(1, 2) for t in (q, k, v))
@@ -119,8 +119,8 @@ def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_
 import torch
 
 
-def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-                          n_heads):
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight,
+                          out_proj_bias, n_heads):
     T, E = x.shape[1], x.shape[2]
     future = torch.ones(T, T, dtype=torch.bool).triu(1)
     return torch._native_multi_head_attention(

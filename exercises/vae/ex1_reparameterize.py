@@ -7,7 +7,7 @@
 
 # %% [markdown]
 # Write the two pieces of the VAE's loss that involve its latent Gaussian
-# $q(z|x) = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$, given as `mu` and `logvar`
+# $q(z \mid x) = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$, given as `mu` and `logvar`
 # $= \log \sigma^2$, both of shape `(n, latent)`:
 #
 # - `sample_z(mu, logvar, eps)`: the reparameterized sample $z = \mu + \sigma \odot
