@@ -494,13 +494,13 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
     if math.isclose(first, expected, rel_tol=rel_tol, abs_tol=abs_tol):
         return passed(exercise, success(first) if success else f"{first:.6g} matches.", strict)
     lines += [f"expected: {expected:.6g}", f"received: {first:.6g}"]
-    for message, wrong in (known or {}).items():
-        if wrong is not None and math.isclose(first, wrong, rel_tol=rel_tol, abs_tol=abs_tol):
-            lines.append(f"likely mistake: {message}")
-            break
-    else:
-        if hint:
-            lines.append(f"hint: {hint}")
+    matches = [message for message, wrong in (known or {}).items()
+               if wrong is not None and math.isclose(first, wrong, rel_tol=rel_tol,
+                                                     abs_tol=abs_tol)]
+    if matches:  # several mistakes can give the same number: name each of them
+        lines.append("likely mistake: " + " Or: ".join(matches))
+    elif hint:
+        lines.append(f"hint: {hint}")
     return failed(exercise, lines, strict)
 
 

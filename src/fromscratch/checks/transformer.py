@@ -233,23 +233,19 @@ def _relation_accuracy(model, X, Y, relation, head_mask=None, skip_first=True):
     return (pred[:, start:] == target[:, start:]).float().mean().item()
 
 
-def _mass(model, X, offset):
-    """Mean attention weight of each head of layer 0 from query t on key t - offset
-    (offset "first": on key 0)."""
+def _mass(model, X, key):
+    """Mean attention weight of each head of layer 0 from query t (t = 1 .. T-1) on key
+    t - 1 (``key="previous"``) or on key 0 (``key="first"``)."""
     w = model.attention_maps(X)[0]  # (B, H, T, T)
-    T = X.shape[1]
-    if offset == "first":
-        t = torch.arange(1, T)
-        on = w[:, :, t, 0]
-    else:
-        t = torch.arange(max(offset, 0), T + min(offset, 0))  # queries whose key exists
-        on = w[:, :, t, t - offset]
+    t = torch.arange(1, X.shape[1])
+    on = w[:, :, t, t - 1] if key == "previous" else w[:, :, t, 0]
     return on.mean(dim=(0, 2))  # (H,)
 
 
-def head_drop(model, X, Y, key=1, relation=0, skip_first=True, invert=False) -> float:
+def head_drop(model, X, Y, key="previous", relation=0, skip_first=True,
+              invert=False) -> float:
     """How much ``relation``'s accuracy falls when the head of layer 0 that attends most
-    to key ``t - key`` (or to key 0: ``key="first"``) is removed."""
+    to the previous token (or to the first: ``key="first"``) is removed."""
     head = int(_mass(model, X, key).argmax())
     n_layers, n_heads = len(model.blocks), model.blocks[0].self_attn.n_heads
     mask = torch.ones(n_layers, n_heads)
@@ -305,17 +301,9 @@ def _head_role_once(measure, model, X, Y, input_text, strict):
         "the accuracy before removing the head is not 1 on these labels: measure it, do not "
         "assume it.": 1.0 - (_relation_accuracy(model, X, Y, 0) - head_drop(model, X, Y)),
     }
-    merged: dict = {}  # two mistakes that give the same number: name both
-    for message, value in known.items():
-        same = [m for m, v in merged.items() if math.isclose(v, value, rel_tol=1e-4,
-                                                             abs_tol=1e-6)]
-        if same:
-            merged[same[0] + " Or: " + message] = merged.pop(same[0])
-        else:
-            merged[message] = value
     return check_measurement(
         "transformer-head-role", measure, "measure_head_role", (model, X, Y), expected,
-        known=merged, model=model, rel_tol=1e-4, abs_tol=1e-6,
+        known=known, model=model, rel_tol=1e-4, abs_tol=1e-6,
         forbid=[head_drop, _mass, _relation_accuracy], input_text=input_text,
         hint="attention_maps(X)[0] is (batch, head, query, key); the previous-token head has "
         "the largest mean weight w[:, h, t, t - 1] over t = 1 .. T-1. Remove it with "
