@@ -29,25 +29,55 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 
 from fromscratch.data import CharVocab, load_text  # noqa: E402
+from fromscratch.models import rnn  # noqa: E402
 from fromscratch.models.gpt import GPT, GPTConfig, LMRecipe, train_lm  # noqa: E402
 
 OUT = ROOT / "src" / "fromscratch" / "data" / "llm_search.json"
 
-# name: (config changes from nanoGPT's, recipe changes from nanoGPT's)
+# name: (config changes from nanoGPT's, recipe changes from nanoGPT's). Each row changes
+# one thing from the row it names, so the table reads as a path from nanoGPT's recipe.
+FAST = {"lr": 3e-3, "batch_size": 24}
 CANDIDATES = {
     "nanogpt": ({}, {}),
-    "nanogpt, lr 2e-3": ({}, {"lr": 2e-3}),
-    "batch 32": ({}, {"batch_size": 32, "lr": 2e-3}),
-    "3 layers, batch 24": ({"n_layer": 3}, {"batch_size": 24, "lr": 2e-3}),
-    "2 layers, batch 32": ({"n_layer": 2}, {"batch_size": 32, "lr": 2e-3}),
-    "width 96, 4 layers": ({"d_model": 96}, {"batch_size": 24, "lr": 2e-3}),
-    "width 192, 2 layers": ({"d_model": 192, "n_layer": 2, "n_head": 6},
-                            {"batch_size": 16, "lr": 2e-3}),
-    "block 128, batch 12": ({"block_size": 128}, {"lr": 2e-3}),
-    "untied weights": ({"tie_weights": False}, {"batch_size": 32, "lr": 2e-3}),
-    "sinusoidal positions": ({"positions": "sinusoidal"}, {"batch_size": 32, "lr": 2e-3}),
-    "short warm-up": ({}, {"batch_size": 32, "lr": 3e-3, "warmup": 20}),
+    "lr 2e-3": ({}, {"lr": 2e-3}),
+    "lr 3e-3, batch 24": ({}, FAST),
+    "+ relu": ({"activation": "relu"}, FAST),
+    "+ relu, 3 layers": ({"activation": "relu", "n_layer": 3}, FAST),
+    "+ relu, 2 layers": ({"activation": "relu", "n_layer": 2}, FAST),
+    "+ relu, 3 layers, batch 32": ({"activation": "relu", "n_layer": 3},
+                                   {**FAST, "batch_size": 32}),
+    "+ relu, 3 layers, lr 5e-3": ({"activation": "relu", "n_layer": 3}, {**FAST, "lr": 5e-3}),
+    "+ relu, width 96": ({"activation": "relu", "d_model": 96}, FAST),
+    "+ relu, 3 layers, untied": ({"activation": "relu", "n_layer": 3, "tie_weights": False},
+                                 FAST),
+    "+ relu, 3 layers, sinusoidal": ({"activation": "relu", "n_layer": 3,
+                                      "positions": "sinusoidal"}, FAST),
+    "+ relu, 3 layers, warm-up 20": ({"activation": "relu", "n_layer": 3},
+                                     {**FAST, "warmup": 20}),
+    # round 2: around the best of round 1 (2 layers)
+    "+ relu, 2 layers, again": ({"activation": "relu", "n_layer": 2}, FAST),
+    "+ relu, 2 layers, lr 5e-3": ({"activation": "relu", "n_layer": 2}, {**FAST, "lr": 5e-3}),
+    "+ relu, 2 layers, batch 16": ({"activation": "relu", "n_layer": 2},
+                                   {**FAST, "batch_size": 16}),
+    "+ relu, 2 layers, batch 32": ({"activation": "relu", "n_layer": 2},
+                                   {**FAST, "batch_size": 32}),
+    "+ relu, 2 layers, width 160": ({"activation": "relu", "n_layer": 2, "d_model": 160},
+                                    FAST),
+    "+ relu, 2 layers, width 96": ({"activation": "relu", "n_layer": 2, "d_model": 96}, FAST),
+    "+ relu, 1 layer": ({"activation": "relu", "n_layer": 1}, FAST),
+    "+ relu, 2 layers, bfloat16": ({"activation": "relu", "n_layer": 2},
+                                   {**FAST, "precision": "bfloat16"}),
+    # round 3: narrower
+    "+ relu, 2 layers, width 64": ({"activation": "relu", "n_layer": 2, "d_model": 64}, FAST),
+    "+ relu, 3 layers, width 96": ({"activation": "relu", "n_layer": 3, "d_model": 96}, FAST),
+    "+ relu, 2 layers, width 96, batch 32, lr 5e-3": (
+        {"activation": "relu", "n_layer": 2, "d_model": 96},
+        {**FAST, "batch_size": 32, "lr": 5e-3}),
 }
+# The baseline at equal time: the RNN chapter's LSTM (nn.LSTM kernels), its own recipe
+# (Adam-style, the larger learning rate recurrent models take, no weight decay).
+LSTM_RECIPE = {"lr": 5e-3, "batch_size": 32, "warmup": 20, "weight_decay": 0.0}
+LSTMS = {"LSTM, hidden 256": 256, "LSTM, hidden 512": 512}
 
 
 def split_ids():
@@ -59,18 +89,24 @@ def split_ids():
 
 
 def run(name: str, seconds: float, seed: int = 0, threads: int = 0) -> dict:
-    config_changes, recipe_changes = CANDIDATES[name]
     vocab, train_ids, val_ids = split_ids()
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    config = GPTConfig.nanogpt_cpu(len(vocab), **config_changes)
-    recipe = LMRecipe(**{**asdict(LMRecipe()), **recipe_changes})
-    model = GPT(config)
-    checkpoints = sorted({min(27.0, seconds), seconds, *([60.0] if name == "nanogpt" else [])})
+    if name in LSTMS:
+        config = rnn.RNNConfig(embed=64, hidden=LSTMS[name], dropout=0.0)
+        model = rnn.CharModel("lstm", len(vocab), config, fused=True)
+        recipe = LMRecipe(**{**asdict(LMRecipe()), **LSTM_RECIPE})
+    else:
+        config_changes, recipe_changes = CANDIDATES[name]
+        config = GPTConfig.nanogpt_cpu(len(vocab), **config_changes)
+        recipe = LMRecipe(**{**asdict(LMRecipe()), **recipe_changes})
+        model = GPT(config)
+    checkpoints = sorted({min(10.0, seconds), min(27.0, seconds), seconds,
+                          *([60.0] if name == "nanogpt" else [])})
     budget = max(checkpoints)
     result = train_lm(model, train_ids, recipe, seconds=budget, val_ids=val_ids,
-                      eval_at=tuple(checkpoints), seed=seed)
+                      eval_at=tuple(checkpoints), seed=seed, block=64)
     return {"name": name, "config": asdict(config), "recipe": asdict(recipe),
             "parameters": sum(p.numel() for p in model.parameters()),
             "steps": result.steps, "seconds": round(result.seconds, 1),
@@ -84,11 +120,14 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", help="names of candidates to run")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows already in --out (a row run again is replaced)")
     args = parser.parse_args(argv)
-    names = args.only or list(CANDIDATES)
-    unknown = [n for n in names if n not in CANDIDATES]
+    known = [*CANDIDATES, *LSTMS]
+    names = args.only or known
+    unknown = [n for n in names if n not in known]
     if unknown:
-        parser.error(f"unknown candidates {unknown}; known: {list(CANDIDATES)}")
+        parser.error(f"unknown candidates {unknown}; known: {known}")
     rows = []
     for name in names:
         row = run(name, args.seconds, threads=args.threads)
@@ -98,6 +137,12 @@ def main(argv=None):
               f"validation loss {losses}", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "seconds": args.seconds}
+    if args.append and args.out.exists():
+        new = {row["name"] for row in rows}
+        old = json.loads(args.out.read_text())["runs"]
+        rows = [row for row in old if row["name"] not in new] + rows
+    order = {name: i for i, name in enumerate(known)}
+    rows.sort(key=lambda row: order.get(row["name"], len(order)))
     args.out.write_text(json.dumps({"meta": meta, "runs": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -14,7 +14,14 @@ from .digits import (
     shift_images,
     split_off_validation,
 )
-from .sequences import count_task, remember_first, reverse_task, sort_task, two_relations
+from .sequences import (
+    count_task,
+    remember_first,
+    repeated_tokens,
+    reverse_task,
+    sort_task,
+    two_relations,
+)
 from .text import CharVocab, char_windows, load_text
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "reverse_task",
     "count_task",
     "two_relations",
+    "repeated_tokens",
     "sort_task",
     "CharVocab",
     "char_windows",

@@ -86,3 +86,37 @@ def sort_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> tuple:
     g = torch.Generator().manual_seed(seed)
     X = torch.randint(0, vocab, (n, length), generator=g)
     return X, X.sort(dim=1).values
+
+
+def repeated_tokens(n: int, length: int = 32, vocab: int = 32, min_copy: int = 6,
+                    max_copy: int = 12, seed: int = 0) -> tuple:
+    """In-context copying: random tokens in which one random stretch appears twice.
+
+    Each sequence of ``length`` uniform random tokens holds a stretch ``A`` of ``L`` tokens
+    (``L`` drawn from ``min_copy .. max_copy``) starting at a random place, and ``A`` again
+    right after it. Nothing but the context tells what comes next: a model that has learnt
+    to look back for the previous occurrence of the current token and copy the token that
+    followed it (an *induction head*) predicts the second copy, and nothing predicts the
+    first. Because ``L`` and the start vary, no fixed offset or position gives the answer.
+
+    Returns ``X (n, length)`` and two bool masks ``(n, length)`` over the positions whose
+    *next* token is to be predicted: ``first`` where that token is in the first copy (its
+    2nd to last token), ``second`` where it is in the second copy (its 2nd to last token:
+    the second copy's first token follows ``A``'s end, which only knowing ``L`` predicts).
+    """
+    if n < 1 or vocab < 2 or not 2 <= min_copy <= max_copy or length < 2 * max_copy + 1:
+        raise ValueError(f"need n >= 1, vocab >= 2, 2 <= min_copy <= max_copy and length >= "
+                         f"2 * max_copy + 1; got n={n}, vocab={vocab}, min_copy={min_copy}, "
+                         f"max_copy={max_copy}, length={length}")
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randint(0, vocab, (n, length), generator=g)
+    L = torch.randint(min_copy, max_copy + 1, (n,), generator=g)
+    start = (torch.rand(n, generator=g) * (length - 2 * L + 1)).long()  # 0 .. length - 2L
+    first = torch.zeros(n, length, dtype=torch.bool)
+    second = torch.zeros(n, length, dtype=torch.bool)
+    for i in range(n):
+        s, m = start[i].item(), L[i].item()
+        X[i, s + m:s + 2 * m] = X[i, s:s + m]
+        first[i, s:s + m - 1] = True  # predicts tokens s+1 .. s+m-1
+        second[i, s + m:s + 2 * m - 1] = True  # predicts tokens s+m+1 .. s+2m-1
+    return X, first, second

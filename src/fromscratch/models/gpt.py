@@ -48,6 +48,9 @@ class GPTConfig:
     bias: bool = True
     tie_weights: bool = True
     positions: str = "learned"
+    mlp: bool = True  # False: attention-only blocks (no feed-forward network)
+    activation: str = "gelu"  # of the feed-forward network: "gelu" (GPT-2) or "relu"
+    fused: bool = True  # PyTorch's kernels for attention and LayerNorm (same results)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -60,15 +63,19 @@ class GPTConfig:
             raise ValueError(f"positions must be one of {GPT_POSITIONS}, got {self.positions!r}")
         if self.positions == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"sinusoidal positions need an even d_model, got {self.d_model}")
+        if self.activation not in ("gelu", "relu"):
+            raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
     def default(cls, vocab_size: int = 65, **changes) -> GPTConfig:
-        """The chapter's model on a CPU (2 layers, 64 wide, context 64); with
+        """The chapter's model on a CPU, the best of ``tools/llm_search.py`` at 40 s on 2
+        cores (2 layers, 4 heads, 96 wide, ReLU, context 64, no biases); with
         FROMSCRATCH_SCALE=large nanoGPT's Shakespeare-char GPU model (6 layers, 6 heads,
         384 wide, context 256, dropout 0.2)."""
-        small = cls(vocab_size=vocab_size)
+        small = cls(vocab_size=vocab_size, block_size=64, n_layer=2, n_head=4, d_model=96,
+                    bias=False, activation="relu")
         large = cls(vocab_size=vocab_size, block_size=256, n_layer=6, n_head=6, d_model=384,
                     dropout=0.2)
         return _with(pick(small, large), changes)
@@ -89,6 +96,8 @@ class GPTConfig:
         attention = 3 * d * d + 3 * d * b + d * d + d * b  # in_proj, out_proj
         feed_forward = d * 4 * d + 4 * d * b + 4 * d * d + d * b  # linear1, linear2
         norms = 2 * (d + d * b)
+        if not self.mlp:
+            feed_forward, norms = 0, d + d * b
         total = V * d + L * (attention + feed_forward + norms) + (d + d * b)
         total += T * d if self.positions == "learned" else 0
         total += 0 if self.tie_weights else V * d
@@ -123,10 +132,10 @@ class GPT(nn.Module):
                                  persistent=False)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            Block(c.d_model, c.n_head, 4 * c.d_model, c.dropout, norm_first=True,
-                  activation="gelu", causal=True, bias=c.bias)
+            Block(c.d_model, c.n_head, 4 * c.d_model if c.mlp else 0, c.dropout,
+                  norm_first=True, activation=c.activation, causal=True, bias=c.bias, fused=c.fused)
             for _ in range(c.n_layer))
-        self.norm = LayerNorm(c.d_model, bias=c.bias)
+        self.norm = LayerNorm(c.d_model, bias=c.bias, fused=c.fused)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_weights:
             self.head.weight = self.tok_emb.weight  # one tensor, two uses
@@ -149,7 +158,9 @@ class GPT(nn.Module):
             nn.init.normal_(block.self_attn.in_proj_weight, 0.0, std)
             if block.self_attn.in_proj_bias is not None:
                 nn.init.zeros_(block.self_attn.in_proj_bias)
-            for w in (block.self_attn.out_proj.weight, block.linear2.weight):
+            writers = [block.self_attn.out_proj.weight]
+            writers += [block.linear2.weight] if block.d_ff else []
+            for w in writers:
                 nn.init.normal_(w, 0.0, std / math.sqrt(2 * self.config.n_layer))
         if isinstance(self.pos_emb, nn.Parameter):
             nn.init.normal_(self.pos_emb, 0.0, std)
@@ -158,8 +169,18 @@ class GPT(nn.Module):
         """One empty :class:`KVCache` per block, to pass as ``caches``."""
         return [KVCache() for _ in self.blocks]
 
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> List[torch.Tensor]:
+        """Every block's attention weights ``(B, n_head, T, T)`` for ``idx``, in eval mode."""
+        was_training = self.training
+        self.eval()
+        keep = []
+        self(idx, keep=keep)
+        self.train(was_training)
+        return keep
+
     def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None,
-                caches: Optional[List[KVCache]] = None):
+                caches: Optional[List[KVCache]] = None, keep: Optional[list] = None):
         """``idx`` ``(B, T)`` -> logits ``(B, T, V)``, or ``(logits, loss)`` with ``targets``.
 
         With ``caches`` (from :meth:`new_caches`) the ids are the continuation of what the
@@ -188,7 +209,7 @@ class GPT(nn.Module):
                              f"context to its last {c.block_size} tokens (generate() does)")
         x = self.drop(self.tok_emb(idx) + self.pos_emb[start:start + T])
         for i, block in enumerate(self.blocks):
-            x = block(x, cache=None if caches is None else caches[i])
+            x = block(x, cache=None if caches is None else caches[i], keep=keep)
         logits = self.head(self.norm(x))
         if targets is None:
             return logits
@@ -323,6 +344,22 @@ class LMRecipe:
     weight_decay: float = 0.1
     beta2: float = 0.99
     grad_clip: float = 1.0
+    precision: str = "float32"  # "bfloat16": matrix products in bfloat16 (torch.autocast)
+
+    def __post_init__(self):
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got "
+                             f"{self.precision!r}")
+        if self.batch_size < 1 or not self.lr > 0 or self.warmup < 0:
+            raise ValueError(f"need batch_size >= 1, lr > 0 and warmup >= 0, got "
+                             f"{self.batch_size}, {self.lr}, {self.warmup}")
+
+    @classmethod
+    def default(cls) -> LMRecipe:
+        """The chapter's recipe (the best of ``tools/llm_search.py``): nanoGPT's with a
+        learning rate of 3e-3 and batches of 24; with FROMSCRATCH_SCALE=large nanoGPT's
+        GPU recipe (batch 64, learning rate 1e-3)."""
+        return pick(cls(lr=3e-3, batch_size=24), cls(lr=1e-3, batch_size=64))
 
     def lr_at(self, step: int, progress: float) -> float:
         """The learning rate at ``step``, ``progress`` (0 to 1) of the way through the run."""
@@ -353,12 +390,29 @@ def random_windows(ids: torch.Tensor, block: int, batch: int, generator: torch.G
     return window[:, :-1], window[:, 1:]
 
 
+def _block_of(model: nn.Module, block: Optional[int]) -> int:
+    if block is not None:
+        return block
+    config = getattr(model, "config", None)
+    if not hasattr(config, "block_size"):
+        raise ValueError(f"give block=...: {type(model).__name__} has no config.block_size")
+    return config.block_size
+
+
+def next_token_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``model(x)`` (logits ``(B, T, V)``) against targets ``y``."""
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
 @torch.no_grad()
-def lm_loss(model: GPT, ids: torch.Tensor, block: Optional[int] = None,
+def lm_loss(model: nn.Module, ids: torch.Tensor, block: Optional[int] = None,
             batch: int = 128) -> float:
     """Mean cross-entropy (nats per token) of predicting every token of ``ids`` after the
-    first from the tokens before it, in consecutive non-overlapping windows of ``block``."""
-    block = block or model.config.block_size
+    first from the tokens before it, in consecutive non-overlapping windows of ``block``
+    (default: the model's ``config.block_size``). ``model`` maps ids ``(B, T)`` to logits
+    ``(B, T, V)``: a :class:`GPT`, or the RNN chapter's ``CharModel``."""
+    block = _block_of(model, block)
     n = (len(ids) - 1) // block
     if n < 1:
         raise ValueError(f"need more than block={block} ids to measure a loss, got {len(ids)}")
@@ -369,7 +423,7 @@ def lm_loss(model: GPT, ids: torch.Tensor, block: Optional[int] = None,
     y = ids[1:n * block + 1].view(n, block)
     total = 0.0
     for i in range(0, n, batch):
-        _, loss = model(x[i:i + batch].to(dev), y[i:i + batch].to(dev))
+        loss = next_token_loss(model, x[i:i + batch].to(dev), y[i:i + batch].to(dev))
         total += loss.item() * len(x[i:i + batch])
     model.train(was_training)
     return total / n
@@ -385,12 +439,13 @@ def make_optimizer(model: nn.Module, recipe: LMRecipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, recipe.beta2))
 
 
-def train_lm(model: GPT, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = None, *,
-             steps: Optional[int] = None, seconds: Optional[float] = None,
+def train_lm(model: nn.Module, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = None,
+             *, steps: Optional[int] = None, seconds: Optional[float] = None,
              val_ids: Optional[torch.Tensor] = None, eval_at: tuple = (), seed: int = 0,
-             device: Optional[torch.device] = None) -> LMRun:
-    """Train ``model`` on random windows of ``train_ids`` for ``steps`` steps or for
-    ``seconds`` of training time (exactly one of them).
+             block: Optional[int] = None, device: Optional[torch.device] = None) -> LMRun:
+    """Train ``model`` (ids ``(B, T)`` to logits ``(B, T, V)``; windows of ``block``
+    tokens, by default its ``config.block_size``) on random windows of ``train_ids`` for
+    ``steps`` steps or for ``seconds`` of training time (exactly one of them).
 
     A step budget repeats on every machine (up to float rounding); a time budget is how
     recipes are compared on one machine (``tools/llm_search.py``). ``eval_at`` lists
@@ -410,7 +465,7 @@ def train_lm(model: GPT, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = N
     model.to(device).train()
     optimizer = make_optimizer(model, recipe)
     generator = torch.Generator().manual_seed(seed)
-    block = model.config.block_size
+    block = _block_of(model, block)
     run = LMRun(train_loss=[], evals=[])
     pending = sorted(eval_at)
     elapsed = 0.0
@@ -426,7 +481,9 @@ def train_lm(model: GPT, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = N
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr_at(run.steps, done)
         x, y = random_windows(train_ids, block, recipe.batch_size, generator)
-        _, loss = model(x.to(device), y.to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=recipe.precision == "bfloat16"):
+            loss = next_token_loss(model, x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if recipe.grad_clip:
@@ -437,3 +494,71 @@ def train_lm(model: GPT, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = N
         elapsed += time.perf_counter() - start
     run.seconds = elapsed
     return run
+
+
+def load_search_table() -> dict:
+    """The recipe search of ``tools/llm_search.py`` shipped with the course: ``meta`` (the
+    machine it ran on) and ``runs``, one dict per recipe with its ``name``, ``config``,
+    ``recipe``, ``parameters``, ``steps`` and ``val_loss_at`` (rows of training seconds,
+    step, validation loss in nats per character)."""
+    import json
+    from importlib import resources
+
+    with resources.files("fromscratch.data").joinpath("llm_search.json").open() as f:
+        return json.load(f)
+
+
+# --- In-context copying (induction heads) -------------------------------------------------
+
+def copy_losses(model: nn.Module, X: torch.Tensor, first: torch.Tensor,
+                second: torch.Tensor) -> tuple:
+    """Mean next-token loss (nats) over the positions marked in ``first`` and in
+    ``second`` (masks from :func:`fromscratch.data.repeated_tokens`), in eval mode."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        logits = model(X[:, :-1])
+    model.train(was_training)
+    ce = F.cross_entropy(logits.transpose(1, 2), X[:, 1:], reduction="none")
+    return ce[first[:, :-1]].mean().item(), ce[second[:, :-1]].mean().item()
+
+
+def train_copying(model: nn.Module, data: tuple, *, steps: int, lr: float = 3e-3,
+                  batch_size: int = 64, warmup: int = 50, seed: int = 0) -> List[float]:
+    """Train ``model`` as a next-token predictor on the sequences ``data[0]`` of
+    :func:`fromscratch.data.repeated_tokens` (every position counts, copies or not), AdamW
+    without weight decay, linear warm-up, cosine decay, gradients clipped at 1; returns
+    the loss per step."""
+    X = data[0]
+    recipe = LMRecipe(batch_size=batch_size, lr=lr, min_lr=lr / 10, warmup=warmup,
+                      weight_decay=0.0)
+    optimizer = make_optimizer(model, recipe)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    losses = []
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr_at(step, step / steps)
+        x = X[torch.randint(0, len(X), (batch_size,), generator=generator)]
+        loss = next_token_loss(model, x[:, :-1], x[:, 1:])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def fit_power_law(x, y) -> tuple:
+    """Least-squares line through ``(log x, log y)``: returns ``(slope, intercept)``, so
+    ``y ~ exp(intercept) * x ** slope``. Needs at least two points, all positive."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    y = torch.as_tensor(y, dtype=torch.float64)
+    if x.shape != y.shape or x.dim() != 1 or len(x) < 2:
+        raise ValueError(f"need two 1-D sequences of the same length >= 2, got shapes "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("a power law needs positive x and y")
+    lx, ly = x.log(), y.log()
+    slope = ((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()
+    return slope.item(), (ly.mean() - slope * lx.mean()).item()

@@ -80,15 +80,18 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
 class LayerNorm(nn.Module):
     """Normalise each vector over its last axis to mean 0 and variance 1, then scale and
     shift it: ``weight * (x - mean) / sqrt(var + eps) + bias`` (the biased variance).
-    ``bias=False`` leaves the shift out (``bias`` is then None), as ``nn.LayerNorm(bias=False)``."""
+    ``bias=False`` leaves the shift out (``bias`` is then None), as ``nn.LayerNorm(bias=False)``.
+    ``fused=True`` computes the same with ``F.layer_norm``, one kernel instead of six."""
 
-    def __init__(self, d: int, eps: float = 1e-5, bias: bool = True):
+    def __init__(self, d: int, eps: float = 1e-5, bias: bool = True, fused: bool = False):
         super().__init__()
-        self.eps = eps
+        self.eps, self.fused = eps, fused
         self.weight = nn.Parameter(torch.ones(d))
         self.bias = nn.Parameter(torch.zeros(d)) if bias else None
 
     def forward(self, x):
+        if self.fused:  # PyTorch's kernel for the same formula (faster to train)
+            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
         mean = x.mean(dim=-1, keepdim=True)
         var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
         out = self.weight * (x - mean) / torch.sqrt(var + self.eps)
@@ -121,13 +124,16 @@ class MultiHeadAttention(nn.Module):
     ``head_mask`` (``(n_heads,)``, 1 keep / 0 remove) switches heads off for ablations;
     ``context`` gives keys and values from another sequence (cross-attention);
     ``cache`` (a :class:`KVCache`) appends this call's keys and values to earlier ones.
+    ``fused=True`` uses ``F.scaled_dot_product_attention`` (checked equal to
+    :func:`attention`) whenever no weights are asked for and no padding mask is given.
     """
 
-    def __init__(self, d_model: int, n_heads: int, bias: bool = True):
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True, fused: bool = False):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.fused = fused
         self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model)) if bias else None
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -156,7 +162,15 @@ class MultiHeadAttention(nn.Module):
         q, k, v = self._split(q), self._split(k), self._split(v)  # (B, H, T, d_head)
         if cache is not None:
             k, v = cache.append(k, v)
-        out, weights = attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask)
+        if self.fused and not need_weights and key_padding_mask is None and (
+                not causal or q.shape[-2] in (1, k.shape[-2])):
+            # PyTorch's fused kernel for the same attention; no weights to return. With a
+            # cache, a single new query may see every key, so it needs no causal mask.
+            is_causal = causal and q.shape[-2] > 1
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+            weights = None
+        else:
+            out, weights = attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask)
         if head_mask is not None:
             if head_mask.shape != (self.n_heads,):
                 raise ValueError(f"head_mask must have shape ({self.n_heads},), got "
@@ -194,27 +208,38 @@ class Block(nn.Module):
     dict loads directly (``bias=False`` drops the biases of the linear layers and the
     LayerNorms, as there). ``causal=True`` makes it a decoder block (GPT); ``cache`` (a
     :class:`KVCache`) then lets it take only the new positions of a sequence.
+    ``d_ff=0`` leaves the feed-forward network out (an attention-only block);
+    ``fused=True`` uses PyTorch's kernels for attention and LayerNorm (same results).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: Optional[int] = None,
                  dropout: float = 0.0, norm_first: bool = True, activation: str = "relu",
-                 causal: bool = False, bias: bool = True):
+                 causal: bool = False, bias: bool = True, fused: bool = False):
         super().__init__()
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
         d_ff = 4 * d_model if d_ff is None else d_ff
+        if d_ff < 0:
+            raise ValueError(f"d_ff must be >= 0 (0: no feed-forward network), got {d_ff}")
         self.norm_first, self.causal, self.activation = norm_first, causal, activation
-        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias)
-        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
-        self.norm1, self.norm2 = LayerNorm(d_model, bias=bias), LayerNorm(d_model, bias=bias)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, fused=fused)
+        self.d_ff = d_ff
+        if d_ff:
+            self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
+            self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
+        self.norm1 = LayerNorm(d_model, bias=bias, fused=fused)
+        self.norm2 = LayerNorm(d_model, bias=bias, fused=fused) if d_ff else None
         self.dropout = nn.Dropout(dropout)  # inside the feed-forward network
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
     def _attend(self, x, key_padding_mask, head_mask, cache, keep):
-        out, weights = self.self_attn(x, causal=self.causal, key_padding_mask=key_padding_mask,
-                                      head_mask=head_mask, cache=cache, need_weights=True)
-        if keep is not None:
+        if keep is None:
+            out = self.self_attn(x, causal=self.causal, key_padding_mask=key_padding_mask,
+                                 head_mask=head_mask, cache=cache)
+        else:
+            out, weights = self.self_attn(x, causal=self.causal,
+                                          key_padding_mask=key_padding_mask,
+                                          head_mask=head_mask, cache=cache, need_weights=True)
             keep.append(weights.detach())
         return self.dropout1(out)
 
@@ -224,6 +249,10 @@ class Block(nn.Module):
 
     def forward(self, x, key_padding_mask=None, head_mask=None, cache=None, keep=None):
         """``keep``: a list that receives this block's attention weights ``(B, H, T, T)``."""
+        if not self.d_ff:  # attention only
+            if self.norm_first:
+                return x + self._attend(self.norm1(x), key_padding_mask, head_mask, cache, keep)
+            return self.norm1(x + self._attend(x, key_padding_mask, head_mask, cache, keep))
         if self.norm_first:
             x = x + self._attend(self.norm1(x), key_padding_mask, head_mask, cache, keep)
             return x + self._feed_forward(self.norm2(x))

@@ -1,0 +1,197 @@
+"""Checks for the LLM chapter's exercises: top-p filtering, a KV-cache attention step and
+the DPO loss."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..models import gpt, preference
+from ..models import transformer as tr
+from .core import Case, check_function
+from .transformer import ATTENTION_OPS
+
+# --- top-p (nucleus) filtering -----------------------------------------------------------
+
+
+def _top_p_variant(include_crossing=True, descending=True, on="probs"):
+    """Typical wrong nucleus filters, used to recognise the learner's mistake."""
+
+    def top_p(logits, p):
+        sorted_logits, _ = torch.sort(logits, dim=-1, descending=descending)
+        probs = sorted_logits.softmax(-1) if on == "probs" else sorted_logits
+        cumulative = probs.cumsum(-1)
+        keep = (cumulative - probs < p) if include_crossing else (cumulative < p)
+        n_keep = keep.sum(-1, keepdim=True).clamp(min=1)
+        cutoff = sorted_logits.gather(-1, n_keep - 1)
+        if descending:
+            return logits.masked_fill(logits < cutoff, float("-inf"))
+        return logits.masked_fill(logits > cutoff, float("-inf"))
+
+    return top_p
+
+
+def _top_p_cases():
+    g = torch.Generator().manual_seed(5)
+    peaked = torch.tensor([[4.0, 1.0, 0.5, 0.0, -1.0]])
+    return [
+        Case((torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])), 0.7),
+             label="probabilities 0.5, 0.3, 0.15, 0.05 and p = 0.7 (keep 0.5 and 0.3)"),
+        Case((torch.log(torch.tensor([[0.05, 0.15, 0.5, 0.3]])), 0.9),
+             label="the same tokens in another order, p = 0.9"),
+        Case((peaked, 0.5), label="one token holds 0.9 of the mass, p = 0.5 (keep it alone)"),
+        Case((torch.randn(3, 10, generator=g) * 2, 0.8), label="3 rows of 10 random logits"),
+        Case((torch.randn(2, 4, 12, generator=g), 0.6),
+             label="a (batch, time, vocabulary) tensor: filter every row of the last axis"),
+        Case((torch.randn(2, 7, generator=g), 1.0), label="p = 1 keeps everything"),
+    ]
+
+
+def check_top_p(fn: Callable, strict: Optional[bool] = None):
+    """Compare ``fn(logits, p)`` with the chapter's :func:`gpt.top_p_filter`."""
+    mistakes = [
+        (_top_p_variant(include_crossing=False),
+         "the token that carries the mass past p is dropped: keep a token when the mass of "
+         "the tokens *more* likely than it is below p (cumsum - prob < p), so the kept "
+         "tokens add up to at least p."),
+        (_top_p_variant(descending=False),
+         "the tokens are sorted from least to most likely; the nucleus is made of the most "
+         "likely tokens (sort descending)."),
+        (_top_p_variant(on="logits"),
+         "the cumulative sum runs over logits, not probabilities: apply softmax to the "
+         "sorted logits before summing."),
+    ]
+    return check_function(
+        "llm-top-p", fn, gpt.top_p_filter, _top_p_cases(), mistakes=mistakes,
+        forbid=[gpt.top_p_filter, gpt.sample_next, gpt.generate], atol=1e-6,
+        hint="sort each row in descending order, softmax, cumulative sum; keep a token when "
+        "the mass before it is < p; set the logits of all other tokens to -inf (in their "
+        "original positions).",
+        strict=strict)
+
+
+# --- one decoding step with a KV cache ---------------------------------------------------
+
+
+def _cache_step_reference(q, k_new, v_new, cache_k, cache_v):
+    k = torch.cat([cache_k, k_new], dim=-2)
+    v = torch.cat([cache_v, v_new], dim=-2)
+    out = F.scaled_dot_product_attention(q, k, v)
+    return out, k, v
+
+
+def _cache_step_variant(append=True, scale=True, dim=-2):
+    def step(q, k_new, v_new, cache_k, cache_v):
+        k = torch.cat([cache_k, k_new], dim=dim) if append else k_new
+        v = torch.cat([cache_v, v_new], dim=dim) if append else v_new
+        scores = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1.0)
+        return scores.softmax(-1) @ v, k, v
+
+    return step
+
+
+def _cache_step_cases():
+    g = torch.Generator().manual_seed(11)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+
+    def case(B, H, past, d, label):
+        return Case((r(B, H, 1, d), r(B, H, 1, d), r(B, H, 1, d), r(B, H, past, d),
+                     r(B, H, past, d)), label=label)
+
+    return [
+        case(1, 1, 3, 4, "one head, 3 cached positions, head width 4"),
+        case(2, 4, 7, 8, "batch of 2, 4 heads, 7 cached positions"),
+        case(1, 2, 0, 4, "an empty cache (the first token): it attends to itself only"),
+        case(3, 2, 15, 6, "3 sequences, 15 cached positions"),
+    ]
+
+
+def check_cache_step(fn: Callable, strict: Optional[bool] = None):
+    """Compare ``fn(q, k_new, v_new, cache_k, cache_v)`` (one new position per sequence,
+    every tensor ``(B, H, T, d)``) with attention over the cached and new keys."""
+    mistakes = [
+        (_cache_step_variant(append=False),
+         "the new query attends to the new key only: append k_new and v_new to the cache "
+         "along the time axis and attend to all of it."),
+        (_cache_step_variant(scale=False),
+         "the scores are not scaled: divide q k^T by sqrt(d)."),
+    ]
+    return check_function(
+        "llm-kv-cache-step", fn, _cache_step_reference, _cache_step_cases(),
+        mistakes=mistakes, atol=1e-5,
+        forbid=[tr.attention, tr.KVCache.append, tr.MultiHeadAttention.forward,
+                (F, "scaled_dot_product_attention"),
+                (torch._C._nn, "scaled_dot_product_attention"), *ATTENTION_OPS],
+        hint="k = torch.cat([cache_k, k_new], dim=-2) (the time axis), same for v; the new "
+        "position may see every cached position and itself, so no mask; return "
+        "(softmax(q k^T / sqrt(d)) v, k, v).",
+        strict=strict)
+
+
+# --- the DPO loss -------------------------------------------------------------------------
+
+
+def _dpo_variant(kind):
+    def loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+        if kind == "swapped":
+            m = (policy_rejected - ref_rejected) - (policy_chosen - ref_chosen)
+        elif kind == "no_reference":
+            m = policy_chosen - policy_rejected
+        else:
+            m = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+        if kind == "no_beta":
+            return -F.logsigmoid(m).mean()
+        if kind == "sum":
+            return -F.logsigmoid(beta * m).sum()
+        if kind == "no_log":
+            return -torch.sigmoid(beta * m).mean()
+        return -F.logsigmoid(beta * m).mean()
+
+    return loss
+
+
+def _dpo_cases():
+    g = torch.Generator().manual_seed(13)
+
+    def case(n, beta, label):
+        r = lambda: -20 + 5 * torch.randn(n, generator=g)  # noqa: E731
+        return Case((r(), r(), r(), r(), beta), label=label)
+
+    return [
+        Case((torch.tensor([-10.0]), torch.tensor([-12.0]), torch.tensor([-11.0]),
+              torch.tensor([-11.0]), 0.5),
+             label="one pair: the policy raised the chosen by 1 and lowered the rejected by 1"),
+        case(4, 0.1, "4 pairs, beta = 0.1"),
+        case(6, 2.0, "6 pairs, beta = 2"),
+        Case((torch.tensor([-300.0, -50.0, -10.0]), torch.tensor([-50.0, -300.0, -12.0]),
+              torch.full((3,), -100.0), torch.full((3,), -100.0), 1.0),
+             label="margins of -250, 250 and 2 (sigmoid(-250) underflows to 0 in float32)"),
+    ]
+
+
+def check_dpo_loss(fn: Callable, strict: Optional[bool] = None):
+    """Compare ``fn(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)`` with
+    the chapter's :func:`preference.dpo_loss`."""
+    mistakes = [
+        (_dpo_variant("swapped"),
+         "chosen and rejected are swapped: the margin is (policy - reference) of the "
+         "*chosen* minus that of the *rejected* completion."),
+        (_dpo_variant("no_reference"),
+         "the reference model is missing: DPO compares each log-probability with the "
+         "reference's, (pi_w - ref_w) - (pi_l - ref_l)."),
+        (_dpo_variant("no_beta"), "beta is missing: multiply the margin by beta."),
+        (_dpo_variant("sum"), "the loss is summed over pairs; take the mean."),
+        (_dpo_variant("no_log"),
+         "the loss uses sigmoid, not log-sigmoid: DPO is the negative log-likelihood "
+         "-log sigmoid(beta * margin) (use F.logsigmoid, which stays finite for large "
+         "margins)."),
+    ]
+    return check_function(
+        "llm-dpo-loss", fn, preference.dpo_loss, _dpo_cases(), mistakes=mistakes,
+        forbid=[preference.dpo_loss, preference.train_dpo], atol=1e-5,
+        hint="margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected); "
+        "loss = -F.logsigmoid(beta * margin).mean().",
+        strict=strict)
