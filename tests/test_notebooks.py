@@ -50,5 +50,13 @@ def test_recorded_quality_figures_meet_the_bars():
     assert transformer["count_task_accuracy"] >= 0.98
     assert transformer["count_task_accuracy_no_positions"] >= 0.98
     assert transformer["order_task_accuracy_no_positions"] <= 1 / 20 + 0.10  # chance + 0.10
+    llm = metrics["04_llm"]
+    assert llm["val_loss"] <= 1.61  # nanoGPT's CPU recipe after about 60 s
+    assert abs(llm["bits_per_byte"] - llm["val_loss"] / 0.6931471805599453) < 1e-3
+    assert llm["val_loss"] < llm["ngram_val_loss"] - 0.05
+    assert llm["val_loss"] < llm["nanogpt_recipe_val_loss_40s"]
+    assert llm["scaling_exponent_size"] < 0
+    assert llm["copy_ratio_1_layer"] >= 0.6
+    assert llm["preference_rate_dpo"] >= 2 * llm["preference_rate_base"]
     vae = metrics["08_autoencoder"]  # FD below the full-covariance Gaussian baseline (29.4)
     assert vae["fd"] < 29.4 and vae["recon_rmse"] <= 2.0

@@ -72,7 +72,8 @@ MODEL_TYPES: Tuple[ModelType, ...] = (
     ModelType(
         "llm", 4, "LLM", 1, "text prompt", "next-token probabilities",
         ("causal mask", "GPT decoder", "sampling", "KV cache"),
-        reuses=("transformer",), quality=("val_loss", "validation loss"),
+        reuses=("transformer",), chapter="chapters/04_llm",
+        quality=("val_loss", "validation loss (nats/char)"),
     ),
     ModelType(
         "slm", 5, "SLM", 1, "text prompt", "next-token probabilities",

@@ -120,7 +120,17 @@ def _fmt(v) -> str:
 
 
 def compare(expected: Any, received: Any, atol: float = 1e-5, rtol: float = 1e-4) -> Optional[str]:
-    """``None`` if ``received`` matches ``expected``; otherwise what differs, in words."""
+    """``None`` if ``received`` matches ``expected``; otherwise what differs, in words.
+    Tuples (several returned values) are compared element by element."""
+    if isinstance(expected, tuple):
+        if not isinstance(received, (tuple, list)) or len(received) != len(expected):
+            return (f"expected a tuple of {len(expected)} values, received "
+                    f"{describe(received)}")
+        for i, (e, r) in enumerate(zip(expected, received)):
+            problem = compare(e, r, atol, rtol)
+            if problem is not None:
+                return f"returned value {i + 1} of {len(expected)}: {problem}"
+        return None
     if isinstance(expected, torch.Tensor):
         if not isinstance(received, torch.Tensor):
             return f"expected a tensor of shape {tuple(expected.shape)}, received {describe(received)}"

@@ -57,12 +57,12 @@ def check_top_p(fn: Callable, strict: Optional[bool] = None):
          "the token that carries the mass past p is dropped: keep a token when the mass of "
          "the tokens *more* likely than it is below p (cumsum - prob < p), so the kept "
          "tokens add up to at least p."),
-        (_top_p_variant(descending=False),
-         "the tokens are sorted from least to most likely; the nucleus is made of the most "
-         "likely tokens (sort descending)."),
         (_top_p_variant(on="logits"),
          "the cumulative sum runs over logits, not probabilities: apply softmax to the "
          "sorted logits before summing."),
+        (_top_p_variant(descending=False),
+         "the tokens are sorted from least to most likely; the nucleus is made of the most "
+         "likely tokens (sort descending)."),
     ]
     return check_function(
         "llm-top-p", fn, gpt.top_p_filter, _top_p_cases(), mistakes=mistakes,
@@ -194,4 +194,104 @@ def check_dpo_loss(fn: Callable, strict: Optional[bool] = None):
         forbid=[preference.dpo_loss, preference.train_dpo], atol=1e-5,
         hint="margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected); "
         "loss = -F.logsigmoid(beta * margin).mean().",
+        strict=strict)
+
+
+# --- a character language model of your design --------------------------------------------
+
+LM_BAR = 2.1  # validation loss (nats per character) after the check's 300 steps
+LM_STEPS = 300
+
+
+def _causality(model) -> Optional[list]:
+    """A language model must not see the future: changing the last token may not change
+    any earlier output."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 20, (2, 16), generator=g)
+    y = x.clone()
+    y[:, -1] = (y[:, -1] + 1) % 20
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    model.train()
+    diff = (a[:, :-1] - b[:, :-1]).abs().max().item()
+    if diff > 1e-5:
+        return [f"input: two sequences of 16 tokens that differ only in the last token; the "
+                f"outputs at positions 0..14 differ by up to {diff:.3g}: the model sees the "
+                "future, so predicting the next token is copying it.",
+                "hint: use causal attention (GPTConfig / Block(..., causal=True)); a "
+                "non-causal model's training loss falls fast and means nothing."]
+    return None
+
+
+def check_char_lm(make_model: Callable, strict: Optional[bool] = None, seed: int = 0):
+    """Train ``make_model(vocab_size, block_size)`` for 300 steps (the chapter's recipe:
+    AdamW at 3e-3, batches of 24 windows of 64 characters, warm-up and cosine decay) on
+    the first 90% of the course text and measure its validation loss on the rest; it
+    must be causal and reach 2.1 nats per character."""
+    from ..data import CharVocab, load_text
+    from .core import check_trained_model
+
+    text = load_text()
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    n = int(0.9 * len(ids))
+    train_ids, val_ids = ids[:n], ids[n:]
+    V, block = len(vocab), 64
+
+    def train(model):
+        gpt.train_lm(model, train_ids, gpt.LMRecipe(lr=3e-3, batch_size=24),
+                     steps=LM_STEPS, block=block, seed=seed)
+        return gpt.lm_loss(model, val_ids, block)
+
+    def below_bar(model, loss):
+        return [f"hint: the chapter's GPTConfig.default({V}) reaches about 2.05 here; a "
+                "model that reads only the current token (a bigram model) stays near 2.5."]
+
+    return check_trained_model(
+        "llm-char-model", make_model, "make_char_lm", (V, block),
+        probe=torch.randint(0, V, (3, block)),
+        probe_text=f"token ids of shape (3, {block}) from a vocabulary of {V}",
+        out_shape=(3, block, V),
+        shape_hint="return next-token logits of shape (batch, time, vocab_size).",
+        requirements=[_causality], train=train, bar=LM_BAR, higher_is_better=False,
+        score_text=lambda v: f"validation loss {v:.3f} nats per character",
+        below_bar=below_bar, strict=strict, seed=seed)
+
+
+# --- an experiment: what is the context worth? ------------------------------------------
+
+def _context_gain_reference(model, ids, block=64, shift=1, scale=1.0, sign=1.0):
+    n = (len(ids) - shift) // block
+    x = ids[:n * block].view(n, block)
+    y = ids[shift:n * block + shift].view(n, block)
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    ce = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (n, block)
+    per_position = ce.mean(0) * scale
+    return sign * (per_position[0] - per_position[-1]).item()
+
+
+def check_context_gain(measure: Callable, model, ids, strict: Optional[bool] = None):
+    """Compare ``measure(model, ids)`` with the drop in mean loss (nats) from the first to
+    the last position of non-overlapping windows of 64."""
+    from .core import check_measurement
+
+    expected = _context_gain_reference(model, ids)
+    known = {
+        "the targets are not shifted: position t must predict token t + 1 (y = ids[t + 1]), "
+        "not the token it reads.": _context_gain_reference(model, ids, shift=0),
+        "the loss is in bits (log base 2); the exercise asks for nats (natural log).":
+            _context_gain_reference(model, ids, scale=1 / math.log(2)),
+        "the sign is reversed: return loss at the first position minus loss at the last.":
+            _context_gain_reference(model, ids, sign=-1.0),
+    }
+    return check_measurement(
+        "llm-context-gain", measure, "measure_context_gain", (model, ids), expected,
+        known=known, model=model, rel_tol=1e-3, abs_tol=1e-4,
+        input_text=f"the setup's trained GPT and {len(ids):,} validation characters",
+        hint="cut ids into non-overlapping windows of 64 (x) with the next characters as "
+        "targets (y = the same windows shifted by one); per-position cross-entropy "
+        "(reduction='none'), mean over windows; return position 0 minus position 63.",
         strict=strict)

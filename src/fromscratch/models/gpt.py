@@ -51,6 +51,7 @@ class GPTConfig:
     mlp: bool = True  # False: attention-only blocks (no feed-forward network)
     activation: str = "gelu"  # of the feed-forward network: "gelu" (GPT-2) or "relu"
     fused: bool = True  # PyTorch's kernels for attention and LayerNorm (same results)
+    init: str = "gpt2"  # "gpt2": normal(0, 0.02) weights; "pytorch": PyTorch's defaults
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -63,6 +64,8 @@ class GPTConfig:
             raise ValueError(f"positions must be one of {GPT_POSITIONS}, got {self.positions!r}")
         if self.positions == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"sinusoidal positions need an even d_model, got {self.d_model}")
+        if self.init not in ("gpt2", "pytorch"):
+            raise ValueError(f"init must be 'gpt2' or 'pytorch', got {self.init!r}")
         if self.activation not in ("gelu", "relu"):
             raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -145,7 +148,16 @@ class GPT(nn.Module):
         """GPT-2's initialisation: every weight matrix and embedding normal(0, 0.02), biases
         0, LayerNorms 1 and 0; the two projections that write into the residual stream
         (attention output, second feed-forward layer) get std 0.02 / sqrt(2 n_layer), so
-        the sum of 2 n_layer residual updates does not grow with depth."""
+        the sum of 2 n_layer residual updates does not grow with depth.
+
+        ``init="pytorch"`` keeps PyTorch's defaults instead (uniform weights of scale
+        1/sqrt(fan-in), embeddings and learned positions normal(0, 1)): larger at the
+        start, which small models trained on synthetic tasks need to leave the flat start
+        quickly (the in-context copying experiment)."""
+        if self.config.init == "pytorch":
+            if isinstance(self.pos_emb, nn.Parameter):
+                nn.init.normal_(self.pos_emb, 0.0, 1.0)
+            return
         std = 0.02
         for module in self.modules():
             if isinstance(module, nn.Linear):
