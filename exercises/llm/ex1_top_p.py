@@ -21,6 +21,8 @@ import torch
 
 def top_p(logits, p):
     ### BEGIN SOLUTION
+    if p >= 1:  # in floats the cumulative mass can reach 1 before the last token
+        return logits
     sorted_logits, _ = torch.sort(logits, dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
@@ -71,3 +73,27 @@ from fromscratch.models.gpt import top_p_filter
 
 def top_p(logits, p):
     return top_p_filter(logits, p)
+
+# %% [mistake] keeps the token at exactly p | expect: below p (<, not <=)
+import torch
+
+
+def top_p(logits, p):
+    if p >= 1:
+        return logits
+    sorted_logits, _ = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    n_keep = (probs.cumsum(dim=-1) - probs <= p).sum(dim=-1, keepdim=True)
+    cutoff = sorted_logits.gather(-1, n_keep - 1)
+    return logits.masked_fill(logits < cutoff, float("-inf"))
+
+# %% [mistake] no special case for p = 1 | expect: p = 1 keeps everything
+import torch
+
+
+def top_p(logits, p):
+    sorted_logits, _ = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    n_keep = (probs.cumsum(dim=-1) - probs < p).sum(dim=-1, keepdim=True)
+    cutoff = sorted_logits.gather(-1, n_keep - 1)
+    return logits.masked_fill(logits < cutoff, float("-inf"))

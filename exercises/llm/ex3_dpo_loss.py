@@ -69,3 +69,13 @@ from fromscratch.models.preference import dpo_loss as chapter_loss
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
     return chapter_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
+
+# %% [mistake] margin computed without gradients | expect: the loss cannot be trained
+import torch
+import torch.nn.functional as F
+
+
+def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+    with torch.no_grad():  # "the reference is frozen" - but so is the policy now
+        margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+    return -F.logsigmoid(beta * margin).mean()

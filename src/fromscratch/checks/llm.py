@@ -11,20 +11,23 @@ import torch.nn.functional as F
 
 from ..models import gpt, preference
 from ..models import transformer as tr
-from .core import Case, check_function
+from .core import Case, check_function, describe, finish
 from .transformer import ATTENTION_OPS
 
 # --- top-p (nucleus) filtering -----------------------------------------------------------
 
 
-def _top_p_variant(include_crossing=True, descending=True, on="probs"):
+def _top_p_variant(include_crossing=True, descending=True, on="probs", inclusive=False):
     """Typical wrong nucleus filters, used to recognise the learner's mistake."""
 
     def top_p(logits, p):
         sorted_logits, _ = torch.sort(logits, dim=-1, descending=descending)
         probs = sorted_logits.softmax(-1) if on == "probs" else sorted_logits
         cumulative = probs.cumsum(-1)
-        keep = (cumulative - probs < p) if include_crossing else (cumulative < p)
+        if inclusive:
+            keep = cumulative - probs <= p
+        else:
+            keep = (cumulative - probs < p) if include_crossing else (cumulative < p)
         n_keep = keep.sum(-1, keepdim=True).clamp(min=1)
         cutoff = sorted_logits.gather(-1, n_keep - 1)
         if descending:
@@ -46,7 +49,11 @@ def _top_p_cases():
         Case((torch.randn(3, 10, generator=g) * 2, 0.8), label="3 rows of 10 random logits"),
         Case((torch.randn(2, 4, 12, generator=g), 0.6),
              label="a (batch, time, vocabulary) tensor: filter every row of the last axis"),
-        Case((torch.randn(2, 7, generator=g), 1.0), label="p = 1 keeps everything"),
+        Case((torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125]])) + 1.0, 0.75),
+             label="probabilities 0.5, 0.25, 0.125, 0.125 and p = 0.75: the first two reach "
+             "p exactly (keep them, not the others)"),
+        Case((torch.tensor([[20.0, 0.0, -1.0, -2.0], [3.0, 2.0, 1.0, 0.0]]), 1.0),
+             label="p = 1 keeps everything, even tokens whose probability rounds to 0"),
     ]
 
 
@@ -57,6 +64,10 @@ def check_top_p(fn: Callable, strict: Optional[bool] = None):
          "the token that carries the mass past p is dropped: keep a token when the mass of "
          "the tokens *more* likely than it is below p (cumsum - prob < p), so the kept "
          "tokens add up to at least p."),
+        (_top_p_variant(inclusive=True),
+         "a token is kept when the mass before it equals p exactly; the kept tokens already "
+         "reach p then, so keep a token only while the mass before it is below p (<, not "
+         "<=)."),
         (_top_p_variant(on="logits"),
          "the cumulative sum runs over logits, not probabilities: apply softmax to the "
          "sorted logits before summing."),
@@ -189,12 +200,47 @@ def check_dpo_loss(fn: Callable, strict: Optional[bool] = None):
          "-log sigmoid(beta * margin) (use F.logsigmoid, which stays finite for large "
          "margins)."),
     ]
-    return check_function(
+    result = check_function(
         "llm-dpo-loss", fn, preference.dpo_loss, _dpo_cases(), mistakes=mistakes,
         forbid=[preference.dpo_loss, preference.train_dpo], atol=1e-5,
-        hint="margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected); "
-        "loss = -F.logsigmoid(beta * margin).mean().",
-        strict=strict)
+        hint="the margin compares how much the policy raised the chosen completion's "
+        "log-probability over the reference with how much it raised the rejected one's; "
+        "the loss is the mean negative log-sigmoid of beta times it.",
+        strict=False)
+    if not result.passed:
+        return finish(result, strict)
+    return _check_dpo_gradient(fn, strict)
+
+
+def _check_dpo_gradient(fn: Callable, strict: Optional[bool]):
+    """The loss must be trainable: its gradient with respect to the policy's
+    log-probabilities must equal the reference's (a detached margin passes the values)."""
+    from .core import failed, passed
+
+    g = torch.Generator().manual_seed(17)
+    values = [-20 + 5 * torch.randn(4, generator=g) for _ in range(4)]
+    grads = []
+    for f in (preference.dpo_loss, fn):
+        pc, pr = (values[0].clone().requires_grad_(), values[1].clone().requires_grad_())
+        try:
+            loss = f(pc, pr, values[2].clone(), values[3].clone(), 0.5)
+            loss.backward()
+        except Exception as exc:  # no graph: detached or computed under no_grad
+            return failed("llm-dpo-loss", [
+                "the values are right, but the loss cannot be trained: backward() raised "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}",
+                "input: policy log-probabilities with requires_grad=True (4 pairs, beta = 0.5)",
+                "hint: compute the loss from the policy's log-probabilities without "
+                "torch.no_grad() or .detach(); only the reference's are constants."], strict)
+        grads.append((pc.grad, pr.grad))
+    for name, want, got in zip(("policy_chosen", "policy_rejected"), grads[0], grads[1]):
+        if got is None or not torch.allclose(want, got, atol=1e-6):
+            return failed("llm-dpo-loss", [
+                f"the values are right, but the gradient with respect to {name} is wrong",
+                f"expected gradient: {describe(want)}", f"received gradient: {describe(got)}",
+                "hint: nothing on the policy's side may be detached."], strict)
+    return passed("llm-dpo-loss", "all cases match, and the loss trains the policy "
+                  "(its gradients match the reference's).", strict)
 
 
 # --- a character language model of your design --------------------------------------------
@@ -207,18 +253,26 @@ def _causality(model) -> Optional[list]:
     """A language model must not see the future: changing the last token may not change
     any earlier output."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 20, (2, 16), generator=g)
-    y = x.clone()
-    y[:, -1] = (y[:, -1] + 1) % 20
-    model.eval()
-    with torch.no_grad():
-        a, b = model(x), model(y)
-    model.train()
-    diff = (a[:, :-1] - b[:, :-1]).abs().max().item()
+    for T, mode in ((16, "eval"), (64, "eval"), (64, "training")):
+        x = torch.randint(0, 20, (4, T), generator=g)
+        y = x.clone()
+        y[:, -1] = (y[:, -1] + 1) % 20
+        model.train(mode == "training")
+        with torch.no_grad():
+            torch.manual_seed(0)
+            a = model(x)
+            torch.manual_seed(0)
+            b = model(y)
+        model.train()
+        diff = (a[:, :-1] - b[:, :-1]).abs().max().item()
+        if diff > 1e-5:
+            break
     if diff > 1e-5:
-        return [f"input: two sequences of 16 tokens that differ only in the last token; the "
-                f"outputs at positions 0..14 differ by up to {diff:.3g}: the model sees the "
-                "future, so predicting the next token is copying it.",
+        return [f"input: 4 sequences of {T} tokens, then the same with only the last token "
+                f"changed ({mode} mode); the outputs at positions 0..{T - 2} differ by up to "
+                f"{diff:.3g}: the model sees the future, so predicting the next token is "
+                "copying it (normalising over the time axis, as batch or instance norm do, "
+                "also leaks the future).",
                 "hint: use causal attention (GPTConfig / Block(..., causal=True)); a "
                 "non-causal model's training loss falls fast and means nothing."]
     return None
@@ -270,28 +324,32 @@ def _context_gain_reference(model, ids, block=64, shift=1, scale=1.0, sign=1.0):
         logits = model(x)
     ce = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (n, block)
     per_position = ce.mean(0) * scale
-    return sign * (per_position[0] - per_position[-1]).item()
+    return sign * (per_position[:8].mean() - per_position[-8:].mean()).item()
 
 
 def check_context_gain(measure: Callable, model, ids, strict: Optional[bool] = None):
-    """Compare ``measure(model, ids)`` with the drop in mean loss (nats) from the first to
-    the last position of non-overlapping windows of 64."""
+    """Compare ``measure(model, ids)`` with the drop in mean loss (nats) from the first 8
+    to the last 8 positions of non-overlapping windows of 64."""
     from .core import check_measurement
 
+    ids = ids[: len(ids) // 64 * 64]  # a multiple of 64: the last window has no next token
     expected = _context_gain_reference(model, ids)
     known = {
         "the targets are not shifted: position t must predict token t + 1 (y = ids[t + 1]), "
         "not the token it reads.": _context_gain_reference(model, ids, shift=0),
         "the loss is in bits (log base 2); the exercise asks for nats (natural log).":
             _context_gain_reference(model, ids, scale=1 / math.log(2)),
-        "the sign is reversed: return loss at the first position minus loss at the last.":
+        "the sign is reversed: return the loss at the first 8 positions minus the loss "
+        "at the last 8.":
             _context_gain_reference(model, ids, sign=-1.0),
     }
     return check_measurement(
         "llm-context-gain", measure, "measure_context_gain", (model, ids), expected,
         known=known, model=model, rel_tol=1e-3, abs_tol=1e-4,
-        input_text=f"the setup's trained GPT and {len(ids):,} validation characters",
+        input_text=f"the setup's trained GPT and {len(ids):,} validation characters (a "
+        "multiple of 64)",
         hint="cut ids into non-overlapping windows of 64 (x) with the next characters as "
-        "targets (y = the same windows shifted by one); per-position cross-entropy "
-        "(reduction='none'), mean over windows; return position 0 minus position 63.",
+        "targets (y = the same windows shifted by one; with n = (len(ids) - 1) // 64 "
+        "windows every target exists); per-position cross-entropy (reduction='none'), mean "
+        "over windows; return the mean of positions 0-7 minus the mean of positions 56-63.",
         strict=strict)
