@@ -22,6 +22,8 @@ from build_notebooks import execute  # noqa: E402
 from fromscratch.report import metrics_in  # noqa: E402
 
 LIMIT_S, LIMIT_MB = 60, 2048
+# COURSE.md: the LLM and diffusion chapters may take 90 s.
+LIMIT_S_FOR = {"04_llm": 90, "10_diffusion": 90}
 PEAK = (
     "import resource, sys\n"
     "_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -44,14 +46,16 @@ def main(argv=None) -> int:
     paths = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
     if args.chapters:
         paths = [ROOT / "chapters" / f"{c}.ipynb" for c in args.chapters]
-    print(f"| chapter | run time (s) | peak memory (MB) | quality | within {LIMIT_S} s / {LIMIT_MB} MB |")
+    print(f"| chapter | run time (s) | peak memory (MB) | quality | within the time limit "
+          f"(60 s; 90 s for the LLM and diffusion) / {LIMIT_MB} MB |")
     print("|---|---|---|---|---|")
     ok = True
     for path in paths:
         r = run(path)
         quality = ", ".join(f"{k}={v}" for k, v in r["metrics"].items()
                             if k not in ("chapter", "model", "compute_growth", "train_seconds"))
-        within = r["seconds"] <= LIMIT_S and r["peak_mb"] <= LIMIT_MB
+        limit = LIMIT_S_FOR.get(path.stem, LIMIT_S)
+        within = r["seconds"] <= limit and r["peak_mb"] <= LIMIT_MB
         ok &= within
         print(f"| {path.stem} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {quality} | "
               f"{'yes' if within else 'NO'} |", flush=True)

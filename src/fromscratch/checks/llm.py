@@ -78,9 +78,10 @@ def check_top_p(fn: Callable, strict: Optional[bool] = None):
     return check_function(
         "llm-top-p", fn, gpt.top_p_filter, _top_p_cases(), mistakes=mistakes,
         forbid=[gpt.top_p_filter, gpt.sample_next, gpt.generate], atol=1e-6,
-        hint="sort each row in descending order, softmax, cumulative sum; keep a token when "
-        "the mass before it is < p; set the logits of all other tokens to -inf (in their "
-        "original positions).",
+        hint="work on each row sorted from most to least likely: a token belongs to the "
+        "nucleus while the probability mass of the tokens before it is still below p; give "
+        "every other token -inf in its original position, and return the logits unchanged "
+        "for p = 1.",
         strict=strict)
 
 
@@ -136,9 +137,9 @@ def check_cache_step(fn: Callable, strict: Optional[bool] = None):
         forbid=[tr.attention, tr.KVCache.append, tr.MultiHeadAttention.forward,
                 (F, "scaled_dot_product_attention"),
                 (torch._C._nn, "scaled_dot_product_attention"), *ATTENTION_OPS],
-        hint="k = torch.cat([cache_k, k_new], dim=-2) (the time axis), same for v; the new "
-        "position may see every cached position and itself, so no mask; return "
-        "(softmax(q k^T / sqrt(d)) v, k, v).",
+        hint="grow the cache along the time axis (dim -2) first; the new position may see "
+        "every cached position and itself, so it needs no mask; then scaled dot-product "
+        "attention of q over the grown cache, and return the grown cache too.",
         strict=strict)
 
 
