@@ -99,25 +99,37 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
     return -F.logsigmoid(beta * margin).mean()
 
 
-def train_sft(model: GPT, prompts: torch.Tensor, completions: torch.Tensor, *, steps: int,
-              lr: float = 3e-4, batch_size: int = 32, seed: int = 0) -> List[float]:
-    """Fine-tune ``model`` to maximise ``log p(completion | prompt)`` on the given pairs
-    (rows of ``prompts`` ``(N, T)`` and ``completions`` ``(N, C)``); returns the loss per
-    step (nats per completion token)."""
+def _fine_tune(model: nn.Module, n_rows: int, loss_of: Callable, *, steps: int, lr: float,
+               batch_size: int, seed: int) -> List[float]:
+    """``steps`` steps of AdamW (no weight decay, gradients clipped at 1) on
+    ``loss_of(rows)`` for random batches of row indices below ``n_rows``."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
     for _ in range(steps):
-        rows = torch.randint(0, len(prompts), (batch_size,), generator=generator)
-        loss = -completion_logprob(model, prompts[rows], completions[rows]).mean()
-        loss = loss / completions.shape[1]
+        rows = torch.randint(0, n_rows, (batch_size,), generator=generator)
+        loss = loss_of(rows)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+def train_sft(model: GPT, prompts: torch.Tensor, completions: torch.Tensor, *, steps: int,
+              lr: float = 3e-4, batch_size: int = 32, seed: int = 0) -> List[float]:
+    """Fine-tune ``model`` to maximise ``log p(completion | prompt)`` on the given pairs
+    (rows of ``prompts`` ``(N, T)`` and ``completions`` ``(N, C)``); returns the loss per
+    step (nats per completion token)."""
+
+    def loss_of(rows):
+        logp = completion_logprob(model, prompts[rows], completions[rows])
+        return -logp.mean() / completions.shape[1]
+
+    return _fine_tune(model, len(prompts), loss_of, steps=steps, lr=lr,
+                      batch_size=batch_size, seed=seed)
 
 
 def train_dpo(model: GPT, reference: GPT, prompts: torch.Tensor, chosen: torch.Tensor,
@@ -133,21 +145,14 @@ def train_dpo(model: GPT, reference: GPT, prompts: torch.Tensor, chosen: torch.T
     with torch.no_grad():
         ref_w = completion_logprob(reference, prompts, chosen)
         ref_l = completion_logprob(reference, prompts, rejected)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        rows = torch.randint(0, len(prompts), (batch_size,), generator=generator)
-        loss = dpo_loss(completion_logprob(model, prompts[rows], chosen[rows]),
+
+    def loss_of(rows):
+        return dpo_loss(completion_logprob(model, prompts[rows], chosen[rows]),
                         completion_logprob(model, prompts[rows], rejected[rows]),
                         ref_w[rows], ref_l[rows], beta)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+
+    return _fine_tune(model, len(prompts), loss_of, steps=steps, lr=lr,
+                      batch_size=batch_size, seed=seed)
 
 
 def property_rate(completions: torch.Tensor, decode: Callable[[Sequence[int]], str],
