@@ -219,8 +219,9 @@ print(f"at 40 s: nanoGPT's recipe {at_40['nanogpt']:.3f}, best GPT ({best_gpt}) 
 # far ahead at 10 s, within the noise at 40 s.
 #
 # We train the best GPT recipe for a fixed number of steps (so that the result repeats
-# on any machine), about 35 s on the CPU that built this page (the results table at the
-# end records the time):
+# on any machine): 1,250 steps, fewer than the 1,420 that fitted in the search's 40 s.
+# How long they take depends on the machine and on how busy its host is; the time of
+# this run is printed below the next figure and recorded in the results table:
 
 # %%
 ids = char_vocab.encode(text)
