@@ -451,6 +451,18 @@ def make_optimizer(model: nn.Module, recipe: LMRecipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, recipe.beta2))
 
 
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   grad_clip: float = 1.0) -> float:
+    """One update: gradients of ``loss``, clipped to norm ``grad_clip`` (0: no clipping),
+    then ``optimizer.step()``; returns the loss as a float."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def train_lm(model: nn.Module, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = None,
              *, steps: Optional[int] = None, seconds: Optional[float] = None,
              val_ids: Optional[torch.Tensor] = None, eval_at: tuple = (), seed: int = 0,
@@ -496,12 +508,7 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, recipe: Optional[LMRecip
         with torch.autocast(device.type, dtype=torch.bfloat16,
                             enabled=recipe.precision == "bfloat16"):
             loss = next_token_loss(model, x.to(device), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if recipe.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
-        run.train_loss.append(loss.item())
+        run.train_loss.append(optimizer_step(model, optimizer, loss, recipe.grad_clip))
         run.steps += 1
         elapsed += time.perf_counter() - start
     run.seconds = elapsed
@@ -553,11 +560,7 @@ def train_copying(model: nn.Module, data: tuple, *, steps: int, lr: float = 3e-3
             group["lr"] = recipe.lr_at(step, step / steps)
         x = X[torch.randint(0, len(X), (batch_size,), generator=generator)]
         loss = next_token_loss(model, x[:, :-1], x[:, 1:])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(optimizer_step(model, optimizer, loss, recipe.grad_clip))
     return losses
 
 

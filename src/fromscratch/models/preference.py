@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .gpt import GPT, generate
+from .gpt import GPT, generate, optimizer_step
 
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
 
@@ -109,12 +109,7 @@ def _fine_tune(model: nn.Module, n_rows: int, loss_of: Callable, *, steps: int, 
     losses = []
     for _ in range(steps):
         rows = torch.randint(0, n_rows, (batch_size,), generator=generator)
-        loss = loss_of(rows)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(optimizer_step(model, optimizer, loss_of(rows), grad_clip=1.0))
     return losses
 
 
