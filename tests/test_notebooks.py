@@ -60,3 +60,10 @@ def test_recorded_quality_figures_meet_the_bars():
     assert llm["preference_rate_dpo"] >= 2 * llm["preference_rate_base"]
     vae = metrics["08_autoencoder"]  # FD below the full-covariance Gaussian baseline (29.4)
     assert vae["fd"] < 29.4 and vae["recon_rmse"] <= 2.0
+    gan = metrics["09_gan"]  # the seed guide's FD 25, translated: 25 / 111 x 29.4 = 6.6
+    assert gan["fd"] <= gan["fd_bar_translated"] == 6.6 and gan["fd_bar_met"] == 1
+    assert gan["fd_plain"] < 29.4 and gan["sample_seconds"] > 0
+    diffusion = metrics["10_diffusion"]  # the seed guide's DDIM-25 FD 22, translated: 5.8
+    assert diffusion["fd"] <= diffusion["fd_bar_translated"] == 5.8
+    assert diffusion["guidance_label_accuracy"] >= 0.98 and diffusion["guidance_w"] >= 1
+    assert diffusion["ddim_speedup"] >= 10 and diffusion["sample_seconds"] > 0

@@ -99,12 +99,14 @@ MODEL_TYPES: Tuple[ModelType, ...] = (
     ModelType(
         "gan", 9, "GAN", 2, "random noise", "image",
         ("generator", "discriminator", "min-max training"),
-        reuses=("cnn",), quality=("frechet_distance", "Frechet distance"),
+        reuses=("cnn",), chapter="chapters/09_gan",
+        quality=("fd", "Frechet distance (samples)"),
     ),
     ModelType(
         "diffusion", 10, "Diffusion", 2, "noise (+ class)", "image",
         ("forward noising", "noise prediction", "DDIM sampling", "classifier-free guidance"),
-        reuses=("cnn",), quality=("frechet_distance", "Frechet distance"),
+        reuses=("cnn", "vae"), chapter="chapters/10_diffusion",
+        quality=("fd", "Frechet distance (DDIM, 25 steps)"),
     ),
     ModelType(
         "vlm", 11, "VLM", 3, "image + text", "text, or image-text match",

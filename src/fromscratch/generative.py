@@ -427,3 +427,16 @@ def calibration_markdown(table: dict) -> str:
                      f"{m['nearest_train_distance']:.1f} |")
     lines.append(f"\nAt most ln 10 = {math.log(10):.2f} nats of class entropy.")
     return "\n".join(lines)
+
+
+#: The full-covariance Gaussian's FD on the prototype classifier that the course plan's
+#: bars were set on (its real, noisy, full, diagonal, uniform rows: 3.9, 12, 111, 236, 288).
+PROTOTYPE_GAUSSIAN_FULL_FD = 111.0
+
+
+def translate_prototype_bar(value: float) -> float:
+    """A bar set on the prototype classifier's FD scale, on the shipped classifier's: the
+    same fraction of the full-covariance Gaussian's FD (rounded to 0.1), as chapter 8
+    derives it."""
+    full = load_calibration()["table"]["gaussian_full"]["fd"]
+    return round(value / PROTOTYPE_GAUSSIAN_FULL_FD * full, 1)

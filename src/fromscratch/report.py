@@ -63,3 +63,14 @@ def bound(value: float, limit: float) -> str:
     if not value < limit:  # also catches NaN
         raise AssertionError(f"{value:.3g} is not below {limit:g}")
     return f"< {limit:g}"
+
+
+def mean_sd(values, digits: int = 2) -> str:
+    """``"mean ± sd"`` of a list of numbers (one per seed; sd with n - 1 in the
+    denominator), each rounded to ``digits`` decimals."""
+    import numpy as np
+
+    v = np.asarray(list(values), dtype=float)
+    if v.size < 2:
+        raise ValueError(f"a spread needs at least 2 values, got {v.size}")
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"

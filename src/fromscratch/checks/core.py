@@ -467,14 +467,16 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
                       *, known: Optional[dict] = None, input_text: str = "", hint: str = "",
                       rel_tol: float = 1e-4, abs_tol: float = 1e-6, forbid: Sequence = (),
                       model=None, success: Callable[[float], str] = None,
-                      strict: Optional[bool] = None) -> CheckResult:
+                      strict: Optional[bool] = None,
+                      random_hint: Optional[str] = None) -> CheckResult:
     """Check an experiment function that returns one number.
 
     ``measure(*args)`` is called twice, with different random seeds; ``model`` (if given)
     is put in training mode first, as ``fit`` leaves it. Two different results mean the
     measurement is random, which for a model almost always means it was left in training
-    mode (dropout active): the feedback says so. ``known`` maps a message to the value
-    that a typical mistake produces; a match names the mistake.
+    mode (dropout active): the feedback says so, or gives ``random_hint`` where another
+    cause is likelier. ``known`` maps a message to the value that a typical mistake
+    produces; a match names the mistake.
     """
     values = []
     for seed in (0, 1):
@@ -498,8 +500,9 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
         return failed(exercise, lines + [
             f"two calls on the same input returned {first:.6g} and {second:.6g}: the "
             "measurement is random.",
-            "likely mistake: the model is still in training mode, so dropout drops different "
-            "units on every call. Call model.eval() before measuring (and use torch.no_grad()).",
+            random_hint or "likely mistake: the model is still in training mode, so dropout "
+            "drops different units on every call. Call model.eval() before measuring (and "
+            "use torch.no_grad()).",
         ], strict)
     if math.isclose(first, expected, rel_tol=rel_tol, abs_tol=abs_tol):
         return passed(exercise, success(first) if success else f"{first:.6g} matches.", strict)

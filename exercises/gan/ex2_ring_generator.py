@@ -1,0 +1,62 @@
+# ---
+# id: gan-ring-generator
+# title: A generator for the ring
+# kind: model
+# points: 3
+# ---
+
+# %% [markdown]
+# Build a generator for the ring of 8 Gaussians: write `make_generator(latent)` returning
+# an `nn.Module` that maps noise `z` of shape `(n, latent)` to points `(n, 2)` in the
+# plane. The check trains it against its own discriminator with the ring recipe of the
+# chapter (non-saturating loss, Adam with learning rate 0.003, batches of 128, 1,500
+# steps) with `latent=4`, twice (two seeds, from the same initial weights; a GAN run
+# can collapse by chance, so the better run counts; about 6 s), then draws 1,000 points
+# and requires at least **4 of the 8 modes covered** and a **quality of at least 0.4**
+# (share of points within 3 standard deviations of a centre; real samples score 0.99,
+# a fitted Gaussian 0.01).
+# The course's `Generator` is refused. Think about what the last layer must be able to
+# output: the centres lie on a circle of radius 2.
+
+# %% [solution]
+import torch.nn as nn
+
+
+def make_generator(latent):
+    ### BEGIN SOLUTION
+    return nn.Sequential(nn.Linear(latent, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                         nn.Linear(32, 2))
+    ### END SOLUTION
+
+# %% [check]
+from fromscratch.checks.gan import check_ring_generator
+
+check_ring_generator(make_generator)
+
+# %% [mistake] the course's generator | expect: the course's Generator
+from fromscratch.models.gan import RING_CONFIG, Generator
+
+
+def make_generator(latent):
+    return Generator(RING_CONFIG)
+
+# %% [mistake] a linear generator | expect: the bar is
+import torch.nn as nn
+
+
+def make_generator(latent):
+    return nn.Sequential(nn.Linear(latent, 32), nn.Linear(32, 2))
+
+# %% [mistake] a sigmoid at the end | expect: outputs stay in
+import torch.nn as nn
+
+
+def make_generator(latent):
+    return nn.Sequential(nn.Linear(latent, 32), nn.ReLU(), nn.Linear(32, 2), nn.Sigmoid())
+
+# %% [mistake] points of the wrong size | expect: expected: an output of shape
+import torch.nn as nn
+
+
+def make_generator(latent):
+    return nn.Sequential(nn.Linear(latent, 32), nn.ReLU(), nn.Linear(32, 3))

@@ -1,0 +1,228 @@
+"""Checks for the GAN chapter's exercises."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..models import gan as G
+from .core import Case, check_function, check_measurement, check_trained_model, failed
+
+#: The model exercise's bars, after the check's training recipe: modes covered (of 8)
+#: and quality (share of 1,000 samples within 3 sigma of a centre), for the better of
+#: two training runs (seeds 0 and 1): a single GAN run can collapse by chance.
+MODEL_SEEDS = (0, 1)
+MODEL_MODES_BAR = 4
+MODEL_QUALITY_BAR = 0.4
+MODEL_RECIPE = dict(steps=1500, batch_size=128, lr=3e-3, betas=(0.5, 0.999), latent=4)
+
+
+# --- implement: the two losses from logits -----------------------------------------------
+
+def _d_reference(real_logits, fake_logits):
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def _g_reference(fake_logits):
+    return F.softplus(-fake_logits).mean()
+
+
+def _loss_cases(two: bool):
+    g = torch.Generator().manual_seed(5)
+
+    def logits(n, scale=2.0):
+        return torch.randn(n, generator=g) * scale
+
+    def case(label, *tensors):
+        return Case(tensors if two else tensors[1:], label=label)
+
+    return [
+        case("a batch of 4 real and 4 fake logits", logits(4), logits(4)),
+        case("batches of different sizes (6 real, 3 fake)", logits(6), logits(3)),
+        case("one logit each", torch.tensor([0.5]), torch.tensor([-0.5])),
+        case("a confident discriminator (logits of +-200)",
+             torch.tensor([200.0, 80.0, 3.0]), torch.tensor([-200.0, -90.0, 2.0])),
+        case("a fooled discriminator (logits of -+200)",
+             torch.tensor([-200.0, 1.0]), torch.tensor([200.0, -1.0])),
+    ]
+
+
+def check_gan_losses(d_fn: Callable, g_fn: Callable, strict: Optional[bool] = None):
+    """``d_fn(real_logits, fake_logits)`` and ``g_fn(fake_logits)`` (non-saturating)
+    against the references, including logits of +-200 where log(sigmoid) overflows."""
+    forbid = [G.discriminator_loss, G.generator_loss,
+              (F, "binary_cross_entropy_with_logits"), (F, "binary_cross_entropy"),
+              "aten::binary_cross_entropy_with_logits", "aten::binary_cross_entropy"]
+    naive = ("you computed log(sigmoid(l)) (or log(1 - sigmoid(l))): for large logits "
+             "sigmoid rounds to exactly 0 or 1 and log(sigmoid(l)) overflows to inf. Use "
+             "softplus: -log(sigmoid(l)) = softplus(-l), -log(1 - sigmoid(l)) = "
+             "softplus(l).")
+    d_mistakes = [
+        (lambda r, f: -torch.log(torch.sigmoid(r)).mean()
+         - torch.log(1 - torch.sigmoid(f)).mean(), naive),
+        (lambda r, f: F.softplus(r).mean() + F.softplus(-f).mean(),
+         "the labels are swapped: real samples should get a low loss when their logit is "
+         "large (D says real), so softplus(-l_real), and fakes softplus(l_fake)."),
+        (lambda r, f: F.softplus(-r).sum() + F.softplus(f).sum(),
+         "you summed over the batch; average over the batch (each term's mean)."),
+        (lambda r, f: F.softplus(-torch.cat([r, f])).mean(),
+         "you treated the fakes like real samples: their term is softplus(l_fake)."),
+        (lambda r, f: 0.5 * (F.softplus(-r).mean() + F.softplus(f).mean()),
+         "you halved the loss; it is the sum of the two means."),
+        (lambda r, f: F.softplus(-r).mean(),
+         "the fake samples' term softplus(l_fake) is missing."),
+    ]
+    result = check_function(
+        "gan-losses", d_fn, _d_reference, _loss_cases(True), mistakes=d_mistakes,
+        forbid=forbid, strict=strict,
+        hint="d_loss = mean softplus(-real_logits) + mean softplus(fake_logits), a "
+        "0-dimensional tensor.")
+    if not result.passed:
+        return result
+    g_mistakes = [
+        (lambda f: -torch.log(torch.sigmoid(f)).mean(), naive),
+        (lambda f: -F.softplus(f).mean(),
+         "this is the saturating loss log(1 - D(G(z))) of the min-max game; the "
+         "non-saturating loss is -log D(G(z)) = softplus(-l)."),
+        (lambda f: F.softplus(f).mean(),
+         "the sign of the logit is flipped: the generator wants its samples called real, "
+         "so its loss is softplus(-l), small when l is large."),
+        (lambda f: F.softplus(-f).sum(),
+         "you summed over the batch; average over the batch."),
+    ]
+    g_result = check_function(
+        "gan-losses", g_fn, _g_reference, _loss_cases(False), mistakes=g_mistakes,
+        forbid=forbid, strict=strict,
+        hint="g_loss = mean softplus(-fake_logits) = mean -log D(G(z)).")
+    if g_result.passed:
+        g_result.lines = ["both losses match the reference on all "
+                          f"{g_result.cases_total} cases, confident discriminators included."]
+    return g_result
+
+
+# --- model: a generator for the ring ------------------------------------------------------
+
+def _train_ring(gen_model: nn.Module, seed: int = 0) -> G.Coverage:
+    """The check's recipe: the course's ring discriminator, non-saturating loss, Adam."""
+    r = MODEL_RECIPE
+    torch.manual_seed(seed)
+    disc = G.Discriminator(G.RING_CONFIG)
+    data = torch.Generator().manual_seed(seed)
+    opt_g = torch.optim.Adam(gen_model.parameters(), lr=r["lr"], betas=r["betas"])
+    opt_d = torch.optim.Adam(disc.parameters(), lr=r["lr"], betas=r["betas"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen_model.train()
+        for _ in range(r["steps"]):
+            real = G.ring_of_gaussians(r["batch_size"], data)
+            z = torch.randn(r["batch_size"], r["latent"], generator=data)
+            with torch.no_grad():
+                fake = gen_model(z)
+            d_loss = _d_reference(disc(real), disc(fake))
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            z = torch.randn(r["batch_size"], r["latent"], generator=data)
+            g_loss = _g_reference(disc(gen_model(z)))
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+    finally:
+        torch.set_num_threads(threads)
+    gen_model.eval()
+    with torch.no_grad():
+        z = torch.randn(1000, r["latent"], generator=torch.Generator().manual_seed(0))
+        return G.ring_coverage(gen_model(z))
+
+
+def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None,
+                         latent: int = 4):
+    """Build ``make_generator(latent)``, train it on the ring against the check's own
+    discriminator (twice, seeds :data:`MODEL_SEEDS`; the better run counts) and require
+    :data:`MODEL_MODES_BAR` modes and :data:`MODEL_QUALITY_BAR` quality. The course's
+    ``Generator`` is refused."""
+    scores = {}
+
+    def requirements(model):
+        if isinstance(model, G.Generator):
+            return ["the model is the course's Generator; the exercise asks you to build "
+                    "the generator yourself.",
+                    "hint: an nn.Sequential of nn.Linear and nn.ReLU layers is enough."]
+        return None
+
+    def train(model):
+        import copy
+
+        start = copy.deepcopy(model.state_dict())
+        runs = []
+        for seed in MODEL_SEEDS:
+            model.load_state_dict(start)
+            runs.append(_train_ring(model, seed))
+        cov = max(runs, key=lambda c: (c.modes, c.quality))
+        scores["modes"], scores["quality"] = cov.modes, cov.quality
+        # one score for check_trained_model: passes (>= 1) if both bars are met
+        return min(cov.modes / MODEL_MODES_BAR, cov.quality / MODEL_QUALITY_BAR)
+
+    def text(v):
+        if "modes" not in scores or v == 1.0:
+            return (f"at least {MODEL_MODES_BAR} modes covered and quality >= "
+                    f"{MODEL_QUALITY_BAR}")
+        return f"{scores['modes']} modes covered, quality {scores['quality']:.2f}"
+
+    def below_bar(model, score):
+        with torch.no_grad():
+            out = model(torch.randn(256, latent, generator=torch.Generator().manual_seed(1)))
+        if out.min() >= 0 and out.max() <= 1:
+            return ["likely mistake: the outputs stay in [0, 1] (a sigmoid at the end?), "
+                    "but the centres lie on a circle of radius 2, from -2 to 2; end with a "
+                    "plain nn.Linear."]
+        return ["hint: a generator needs nonlinear hidden layers (e.g. two of 32 units "
+                "with ReLU) to bend a Gaussian onto 8 separate modes; a stack of linear "
+                "layers is one linear map and can only draw another Gaussian."]
+
+    return check_trained_model(
+        "gan-ring-generator", make_generator, "make_generator", (latent,),
+        probe=torch.randn(5, latent, generator=torch.Generator().manual_seed(0)),
+        probe_text=f"noise z of shape (5, {latent})", out_shape=(5, 2),
+        shape_hint="the generator maps noise (n, latent) to points (n, 2).",
+        requirements=[requirements], train=train, bar=1.0, score_text=text,
+        below_bar=below_bar, strict=strict)
+
+
+# --- experiment: sample quality on the ring -----------------------------------------------
+
+def check_ring_quality(measure: Callable, points: torch.Tensor,
+                       strict: Optional[bool] = None):
+    """``measure(points)``: the share of points within 3 sigma of the nearest centre."""
+    pts = torch.as_tensor(points).detach().float()
+    dmin = torch.cdist(pts, G.ring_centres()).min(dim=1).values
+    s = G.RING_SIGMA
+    expected = (dmin <= 3 * s).float().mean().item()
+    known = {
+        "you counted the points within 1 standard deviation; the measure uses 3.":
+        (dmin <= s).float().mean().item(),
+        "you counted the points within 2 standard deviations; the measure uses 3.":
+        (dmin <= 2 * s).float().mean().item(),
+        "you compared the squared distance with 3 sigma; compare the distance itself.":
+        (dmin.pow(2) <= 3 * s).float().mean().item(),
+        "you returned a count; the quality is a share between 0 and 1 (divide by n).":
+        float((dmin <= 3 * s).sum().item()),
+        "you measured the share of points *outside* 3 sigma; the quality is the share "
+        "inside.": (dmin > 3 * s).float().mean().item(),
+    }
+    return check_measurement(
+        "gan-ring-quality", measure, "ring_quality", (pts.clone(),), expected, known=known,
+        forbid=[G.ring_coverage], rel_tol=1e-6, abs_tol=1e-6,
+        input_text=f"{len(pts)} points of shape {tuple(pts.shape)}",
+        hint="distances from every point to the 8 centres (torch.cdist), the smallest per "
+        "point, the share of those <= 3 * 0.05.",
+        success=lambda v: f"quality {v:.3f}: that share of the points lies within 3 "
+        "standard deviations of a centre (real samples: 0.99).",
+        strict=strict)
+
+
+__all__ = ["check_gan_losses", "check_ring_generator", "check_ring_quality", "failed"]
