@@ -217,13 +217,19 @@ print("parameters:", count_parameters(net))
 # %%
 RECIPE = dict(steps=800, batch_size=128, lr=3e-3, label_dropout=0.15, ema_decay=0.99)
 SEEDS = (0, 1)
-models, histories = [], []
-for seed in SEEDS:
-    torch.manual_seed(seed)
-    ema, hist = D.train_diffusion(D.Denoiser(cfg, T=schedule.T), schedule, X, y,
-                                  seed=seed, **RECIPE)
-    models.append(ema)
-    histories.append(hist)
+
+
+def train_seeds(config, data, classes, seeds=SEEDS):
+    """One model per seed, the chapter's recipe: ``(ema_models, histories)``."""
+    runs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        runs.append(D.train_diffusion(D.Denoiser(config, T=schedule.T), schedule, data,
+                                      classes, seed=seed, **RECIPE))
+    return [m for m, _ in runs], [h for _, h in runs]
+
+
+models, histories = train_seeds(cfg, X, y)
 model = models[0]
 print("final training loss (last 100 steps):",
       mean_sd([h.loss[-1] for h in histories], 3))
@@ -491,13 +497,7 @@ latent = D.LatentSpace(vae, split.X_train)
 Z = latent.encode(split.X_train)
 print("codes:", tuple(Z.shape), "(from 64 pixels to", latent.dim, "numbers)")
 latent_cfg = D.DenoiserConfig(dim=latent.dim, hidden=128, depth=2, n_classes=10)
-latent_models, latent_hist = [], []
-for seed in SEEDS:
-    torch.manual_seed(seed)
-    ema, hist = D.train_diffusion(D.Denoiser(latent_cfg, T=schedule.T), schedule, Z, y,
-                                  seed=seed, **RECIPE)
-    latent_models.append(ema)
-    latent_hist.append(hist)
+latent_models, latent_hist = train_seeds(latent_cfg, Z, y)
 print("parameters:", count_parameters(D.Denoiser(latent_cfg)), "(pixel model:",
       count_parameters(net), ")")
 
@@ -569,9 +569,7 @@ show_images(torch.cat([ddim25[0][:16], latent_samples[0][:16]]), ncols=16, size=
 
 # %%
 uncond_cfg = D.DenoiserConfig(dim=64, hidden=256, depth=3, n_classes=0)
-torch.manual_seed(0)
-uncond_model, _ = D.train_diffusion(D.Denoiser(uncond_cfg, T=schedule.T), schedule, X,
-                                    None, seed=0, **RECIPE)
+uncond_model = train_seeds(uncond_cfg, X, None, seeds=(0,))[0][0]
 uncond = D.to_grey_levels(D.sample_ddim(uncond_model, schedule, N, n_steps=25,
                                         generator=torch.Generator().manual_seed(0)))
 uncond_fd = gen.fd(uncond)

@@ -100,6 +100,15 @@ def _side_effects(exercise, fn, name, cases, strict):
     return None
 
 
+def _check_part(fn, name, reference, cases, mistakes, forbid, strict, hint):
+    """One of the two functions: no side effects, then every case against the reference."""
+    problem = _side_effects("diffusion-noise-ddim", fn, name, cases, strict)
+    if problem is not None:
+        return problem
+    return check_function("diffusion-noise-ddim", fn, reference, cases, mistakes=mistakes,
+                          forbid=forbid, strict=strict, hint=hint)
+
+
 def check_noise_and_ddim(add_noise: Callable, ddim_step: Callable,
                          strict: Optional[bool] = None):
     """``add_noise(x0, alpha_bar, noise)`` against ``q(x_t | x_0)``'s closed form and
@@ -116,13 +125,9 @@ def check_noise_and_ddim(add_noise: Callable, ddim_step: Callable,
          "the weights are swapped: sqrt(alpha_bar) goes with the image, sqrt(1 - "
          "alpha_bar) with the noise."),
     ]
-    problem = _side_effects("diffusion-noise-ddim", add_noise, "add_noise", _noise_cases(),
-                            strict)
-    if problem is not None:
-        return problem
-    result = check_function(
-        "diffusion-noise-ddim", add_noise, _add_noise_reference, _noise_cases(),
-        mistakes=noise_mistakes, forbid=forbid, strict=strict,
+    result = _check_part(
+        add_noise, "add_noise", _add_noise_reference, _noise_cases(), noise_mistakes,
+        forbid, strict,
         hint="x_t = sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * noise (alpha_bar is a "
         "number; use math.sqrt or ** 0.5).")
     if not result.passed:
@@ -147,14 +152,9 @@ def check_noise_and_ddim(add_noise: Callable, ddim_step: Callable,
          "the next noise level: sqrt(alpha_bar_next) x0_hat + sqrt(1 - alpha_bar_next) "
          "eps."),
     ]
-    problem = _side_effects("diffusion-noise-ddim", ddim_step, "ddim_step", _ddim_cases(),
-                            strict)
-    if problem is not None:
-        return problem
-    ddim = check_function(
-        "diffusion-noise-ddim", ddim_step, _ddim_reference, _ddim_cases(),
-        mistakes=ddim_mistakes, forbid=forbid, strict=strict,
-        hint="x0_hat = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar); then "
+    ddim = _check_part(
+        ddim_step, "ddim_step", _ddim_reference, _ddim_cases(), ddim_mistakes, forbid,
+        strict, hint="x0_hat = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar); then "
         "sqrt(alpha_bar_next) x0_hat + sqrt(1 - alpha_bar_next) eps (no fresh noise).")
     if ddim.passed:
         ddim.lines = [f"both functions match the reference on all {ddim.cases_total} "
