@@ -12,9 +12,10 @@
 # of real sample, only for fooling the current $D$, so a generator can settle on a few
 # convincing samples (**mode collapse**), and the two players can chase each other instead
 # of converging. This chapter builds both networks and the losses, shows why the
-# generator's loss is not the game's own, makes mode collapse visible on a toy problem
-# with countable modes, trains a digits GAN to the course's shared Frechet distance, and
-# measures, against the plain GAN, whether a popular stabiliser helps.
+# generator's loss is not the game's own, looks for mode collapse on a toy problem with
+# countable modes, trains a digits GAN to the course's shared Frechet distance, shows
+# its discriminator overfitting when training goes on, and measures, against the plain
+# GAN, whether a popular stabiliser helps.
 #
 # ```{admonition} Learning objectives
 # :class: tip
@@ -37,7 +38,7 @@
 # |---|---|
 # | Generator against discriminator | [The two networks and their losses](gan-pieces) |
 # | The non-saturating generator loss | [Both losses' gradients at the start](gan-nonsaturating) |
-# | Mode collapse | [A ring of 8 Gaussians: 5 seeds over training time](gan-ring) |
+# | Early mode collapse, slow convergence | [A ring of 8 Gaussians, 5 seeds](gan-ring) |
 # | Does a stabiliser help? | [Minibatch standard deviation, ring and digits](gan-digits) |
 # | The discriminator overfits; remedies | [FD over training time, EMA, best checkpoint](gan-overfitting) |
 # | Largely overtaken by diffusion | [FD and sampling time, recorded for the overview](gan-results) |
@@ -89,10 +90,9 @@ display(Markdown(gen.calibration_markdown(table)))
 # baseline every generator has to beat:
 
 # %%
-prototype_gaussian = 111.0
 baseline_fd = table["gaussian_full"]["fd"]
-FD_BAR = round(25.0 / prototype_gaussian * baseline_fd, 1)
-FD_STRETCH = round(20.0 / prototype_gaussian * baseline_fd, 1)
+FD_BAR = gen.translate_prototype_bar(25.0)
+FD_STRETCH = gen.translate_prototype_bar(20.0)
 print(f"full-covariance Gaussian: FD {baseline_fd:.1f}")
 print(f"bar: 25 / 111 x {baseline_fd:.1f} = {FD_BAR} | stretch: 20 / 111 x "
       f"{baseline_fd:.1f} = {FD_STRETCH}")
@@ -220,8 +220,8 @@ for kind in ("saturating", "nonsaturating"):
     grad_norm[kind] = torch.cat([gr.flatten() for gr in grads]).norm().item()
 with torch.no_grad():
     d_fake = torch.sigmoid(d0(g0(z)))
-print(f"D(G(z)) after 200 discriminator steps: mean {d_fake.mean():.4f}, "
-      f"largest {d_fake.max():.4f}")
+print(f"D(G(z)) after 200 discriminator steps: mean {bound(d_fake.mean(), 1e-3)}, "
+      f"largest {bound(d_fake.max(), 1e-3)}")
 ratio = grad_norm["nonsaturating"] / grad_norm["saturating"]
 print("gradient norm, non-saturating / saturating:",
       "> 1,000" if ratio > 1000 else round(ratio, 1))
@@ -241,17 +241,20 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# After 200 steps the discriminator gives the untrained generator's samples a mean
-# probability of being real of about 0.0003 (the samples sit far left in the figure).
+# After 200 steps the discriminator gives every sample of the untrained generator a
+# probability of being real below 0.001 (the samples sit far left in the figure).
 # There the saturating loss's slope is that same tiny number, and its gradient with
 # respect to the generator's weights is over 1,000 times smaller than the non-saturating
 # loss's. Under plain gradient descent a generator trained on the game's own loss would
 # barely move at the start. Adam (used below) divides each step by a running size of the
-# gradient, which hides a uniform scale, but not the weighting: in the saturating
-# gradient each sample counts in proportion to its $D(G(z))$, so the few samples that
-# $D$ already finds most plausible dominate, while the non-saturating loss weights every
-# rejected sample about equally. Both losses have the same fixed point; only the
-# non-saturating one is used below.
+# gradient, which largely undoes a uniform scale. And the scale is nearly uniform here:
+# in the saturating gradient each sample counts in proportion to its $D(G(z))$, but all
+# the samples' $D(G(z))$ are about equally tiny (mean and largest above), so no few
+# samples dominate. With Adam the saturating loss is therefore not hopeless at this
+# scale; the measurement above shows why it is a poor default (plain gradient steps
+# vanish, and Adam must make up a factor of over 1,000), not that it cannot train. Both
+# losses have the same fixed point; only the non-saturating one, the standard choice,
+# is used below.
 #
 # (gan-ring)=
 # ## Mode collapse, made visible: a ring of 8 Gaussians
@@ -273,9 +276,11 @@ ring_real = G.ring_of_gaussians(1000, torch.Generator().manual_seed(0))
 fitted = ring_real.mean(0) + torch.randn(1000, 2, generator=torch.Generator()
                                          .manual_seed(1)) @ torch.linalg.cholesky(
     torch.cov(ring_real.T)).T
-for name, pts in (("real samples", ring_real), ("a fitted Gaussian", fitted)):
-    c = G.ring_coverage(pts)
+controls = {"real samples": G.ring_coverage(ring_real),
+            "a fitted Gaussian": G.ring_coverage(fitted)}
+for name, c in controls.items():
     print(f"{name:18s} modes covered {c.modes} of 8 | quality {c.quality:.3f}")
+assert controls["real samples"].modes == 8 and controls["a fitted Gaussian"].modes == 0
 
 # %% [markdown]
 # The GANs are small (32 hidden units, 4 numbers of noise), trained with the
@@ -338,40 +343,69 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Modes covered, per seed, at each snapshot (the counts can differ by a mode or two on
-# another CPU: training is chaotic, and the figure above is this machine's run):
+# Modes covered, per seed, at each snapshot, and the **width** of the samples at the
+# first snapshot: their standard deviation along their narrowest direction (the square
+# root of the smaller eigenvalue of their covariance; the real samples' is printed
+# below, and a line or a small blob has one near 0). The counts differ by a mode or two on another CPU: training is chaotic, and the figure
+# above and the sentences below are this machine's run, written from these numbers.
+
+
+# %%
+def width(pts):
+    return torch.linalg.eigvalsh(torch.cov(pts.T)).min().sqrt().item()
+
+
+print(f"width of the real samples: {width(ring_real):.2f}")
+
 
 # %% tags=["nbval-ignore-output"]
+first_width = {name: [width(ring_samples(h, 0)) for h in hists]
+               for name, hists in ring_runs.items()}
 for name in ring_runs:
     print(name)
-    for seed, row in zip(RING_SEEDS, coverage[name]):
+    for k, (seed, row) in enumerate(zip(RING_SEEDS, coverage[name])):
         print(f"  seed {seed}: modes {[c.modes for c in row]} | final quality "
-              f"{row[-1].quality:.2f}")
+              f"{row[-1].quality:.2f} | width at step {ring_steps[0]} "
+              f"{first_width[name][k]:.2f}")
 final = {name: ([row[-1].modes for row in rows], [row[-1].quality for row in rows])
          for name, rows in coverage.items()}
 for name, (modes, quality) in final.items():
     print(f"{name:14s} after {ring_steps[-1]} steps: modes {mean_sd(modes, 1)} of 8, "
           f"fewest {min(modes)} | quality {mean_sd(quality)}")
-assert all(min(m) >= 1 for m, _ in final.values())
+plain_modes, plain_quality = final["plain"]
+squeezed = [s for s, v in zip(RING_SEEDS, first_width["plain"]) if v < 0.5]
+fewest = RING_SEEDS[int(np.argmin(plain_modes))]
+early = max(row[0].modes for row in coverage["plain"])
+display(Markdown(
+    f"On this machine: after {ring_steps[0]} steps the plain GAN covers "
+    f"{'no mode' if early == 0 else f'at most {early} modes'} with any seed, and the "
+    f"samples of seed(s) {', '.join(map(str, squeezed)) or 'none'} are squeezed into "
+    f"a line or a blob (width under 0.5; the real samples' is "
+    f"{width(ring_real):.2f}). After {ring_steps[-1]} steps the "
+    f"seeds cover {min(plain_modes)} to {max(plain_modes)} of the 8 modes (seed "
+    f"{fewest} the fewest), with quality {min(plain_quality):.2f} to "
+    f"{max(plain_quality):.2f} against the real samples' "
+    f"{controls['real samples'].quality:.2f}."))
 
 # %% [markdown]
-# The figure shows the game moving. After 250 steps the samples of seeds 2 and 4 are
-# squeezed into a line and a blob off the ring: collapse, before the generator has found
-# the data at all. The discriminator then rejects that region, and the samples spread
-# over the plane, settle on the circle and only then gather at its modes. By step 1,500 most seeds cover 7 or 8
-# of the 8 modes, but not all: seed 4 still covers only 3. Its samples lie all around
-# the circle, yet only 3 modes hold their share within 3 standard deviations. Quality
-# (the share of samples near a mode) stays below the real data's 0.99 for every seed:
-# points strung along the circle between the modes. What this scale shows is early
-# collapse and slow, uneven convergence, different for every seed; the textbook picture
-# of a generator that sits on one mode and hops from mode to mode did not appear in
-# these runs.
+# The figure shows the game moving. Early on, the samples of some seeds are squeezed
+# into a line or a blob off the ring: **collapse**, before the generator has found the
+# data at all, and the only collapse in these runs. The discriminator then rejects that
+# region, and the samples spread over the plane, settle on the circle and only then
+# gather at its modes. At the last step the runs have not *dropped* modes so much as
+# *not yet converged*: the samples of the seeds with the fewest modes lie all around the
+# circle, strung between the centres, so that some modes do not yet hold their share
+# within 3 standard deviations, and quality (the share of samples near a mode) stays
+# below the real data's for every seed. What this scale shows is early collapse and
+# slow, uneven convergence, different for every seed; the textbook picture of a
+# generator that sits on one mode and hops from mode to mode did not appear in these
+# runs.
 #
-# Minibatch standard deviation does not fix this here: over the same 5 seeds it covers
-# no more modes than the plain GAN (the counts above; the difference is within one
-# standard deviation of the seed spread) at the same number of steps. The ring is a test
-# that a stabiliser designed against mode collapse should pass easily; at this scale
-# and budget it does not.
+# Minibatch standard deviation (with the plain GAN's recipe and learning rate, not tuned
+# separately) does not fix this here: over the same 5 seeds it covers no more modes than
+# the plain GAN on this machine (the counts above; the difference is within the seed
+# spread) at the same number of steps. The ring is a test that a stabiliser designed
+# against mode collapse should pass easily; at this scale and budget it does not.
 #
 # (gan-digits)=
 # ## Digits: the plain GAN and a stabiliser
@@ -381,45 +415,60 @@ assert all(min(m) >= 1 for m, _ in final.values())
 # non-saturating loss. Beside the generator's weights the training keeps an exponential
 # moving average (EMA) of them, $\bar\theta \leftarrow 0.99\,\bar\theta + 0.01\,\theta$
 # after every step {cite:p}`yazici2019unusual`, which costs nothing and is not used by
-# the game itself. Every 250 steps both are saved, to follow FD over training time.
-# The plain GAN and the minibatch-std GAN each train with 2 seeds.
+# the game itself. Every 500 steps both are saved, to follow FD over training time.
+# The plain GAN and the minibatch-std GAN (the same recipe and learning rate, not tuned
+# separately) each train with 2 seeds. The plain GAN's runs go on past the budget, to
+# step 6,000, for the [overfitting section](gan-overfitting); training is deterministic,
+# so their first 3,000 steps are exactly a 3,000-step run, and every comparison in this
+# section and in the results is made at step 3,000. The budget of 3,000 steps was fixed
+# while the chapter was written, with these FD curves (on the training digits) in view:
+# read the step-3,000 numbers as those of a budget chosen on the same measure. The
+# best-checkpoint rule of the overfitting section makes such a choice explicitly, on
+# separate samples.
 
 # %%
 SEEDS = (0, 1)
+LONG_STEPS = 6000
 digit_cfg = {"plain": cfg, "minibatch std": G.GANConfig(**{**cfg.__dict__,
                                                          "minibatch_std": True})}
 digit_runs, final_d = {}, {}
 for name, c in digit_cfg.items():
-    _, discs, hists = G.train_gans(c, X_train, seeds=SEEDS, snapshot_every=250,
-                                   **recipe)
+    n_steps = LONG_STEPS if name == "plain" else recipe["steps"]
+    _, discs, hists = G.train_gans(c, X_train, seeds=SEEDS, snapshot_every=500,
+                                   **{**recipe, "steps": n_steps})
     digit_runs[name], final_d[name] = hists, discs
-steps = digit_runs["plain"][0].snapshot_steps
+steps = digit_runs["minibatch std"][0].snapshot_steps  # up to the budget
+long_steps = digit_runs["plain"][0].snapshot_steps  # the plain GAN: up to 6,000
+B = len(steps) - 1  # the snapshot at the budget, in every run
+assert steps[B] == long_steps[B] == recipe["steps"]
 fd_raw = {n: [G.fd_over_training(h, fd) for h in hs] for n, hs in digit_runs.items()}
 fd_ema = {n: [G.fd_over_training(h, fd, ema=True) for h in hs]
           for n, hs in digit_runs.items()}
+print("snapshots at steps", long_steps)
 
 # %% tags=["nbval-ignore-output"]
-print(f"training time: {sum(h.seconds for h in digit_runs['plain']):.1f} s for "
-      f"{len(SEEDS)} plain GANs, "
-      f"{sum(h.seconds for h in digit_runs['minibatch std']):.1f} s for "
-      f"{len(SEEDS)} with minibatch std")
+per_model = {n: hs[0].seconds * hs[0].snapshot_steps[B] / hs[0].snapshot_steps[-1]
+             for n, hs in digit_runs.items()}
+print(f"training time per model for {recipe['steps']} steps (the batched total over "
+      f"{len(SEEDS)} seeds, divided by the seeds): plain {per_model['plain']:.1f} s, "
+      f"minibatch std {per_model['minibatch std']:.1f} s")
 for name in digit_runs:
     for seed, raw, ema in zip(SEEDS, fd_raw[name], fd_ema[name]):
-        print(f"{name:14s} seed {seed}: final FD {raw[-1]:5.1f} (weights) | "
-              f"{ema[-1]:5.1f} (EMA)")
-    print(f"{name:14s} mean: FD {mean_sd([r[-1] for r in fd_raw[name]], 1)} (weights) "
-          f"| {mean_sd([e[-1] for e in fd_ema[name]], 1)} (EMA)")
-    at = {s: steps.index(s) for s in (250, 1000, 3000)}
-    print(" " * 15 + "mean EMA FD at steps", {s: round(float(np.mean(
-        [e[i] for e in fd_ema[name]])), 1) for s, i in at.items()})
+        print(f"{name:14s} seed {seed}: FD at step {steps[B]} {raw[B]:5.1f} (weights) "
+              f"| {ema[B]:5.1f} (EMA)")
+    print(f"{name:14s} mean: FD {mean_sd([r[B] for r in fd_raw[name]], 1)} (weights) "
+          f"| {mean_sd([e[B] for e in fd_ema[name]], 1)} (EMA)")
+    print(" " * 15 + "mean EMA FD at steps", {steps[i]: round(float(np.mean(
+        [e[i] for e in fd_ema[name]])), 1) for i in (0, 1, B)})
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.5), sharey=True)
 for ax, name in zip(axes, digit_runs):
     for k, seed in enumerate(SEEDS):
-        ax.plot(steps, fd_raw[name][k], color=f"C{k}", alpha=0.5, linestyle="--",
-                label=f"seed {seed}, weights")
-        ax.plot(steps, fd_ema[name][k], color=f"C{k}", label=f"seed {seed}, EMA")
+        ax.plot(steps, fd_raw[name][k][:B + 1], color=f"C{k}", alpha=0.5,
+                linestyle="--", label=f"seed {seed}, weights")
+        ax.plot(steps, fd_ema[name][k][:B + 1], color=f"C{k}",
+                label=f"seed {seed}, EMA")
     ax.axhline(baseline_fd, color="gray", linestyle=":", label="full-cov. Gaussian")
     ax.axhline(FD_BAR, color="black", linestyle=":", label=f"bar {FD_BAR}")
     ax.set(xlabel="training step", yscale="log", title=name)
@@ -430,20 +479,31 @@ plt.show()
 
 # %% [markdown]
 # The exact FDs differ on another CPU (training is chaotic: even the rounding
-# differences of a batched computation change a run; the table above is this machine's
-# run), but the picture is the same for every seed. After 250 steps the samples are grey
-# blobs, worse than uniform noise; by step 1,000 they are about as good as the
-# full-covariance Gaussian (29.4), and FD is still falling at step 3,000. The raw
-# weights' FD jumps from snapshot to snapshot: every discriminator step moves the
-# target. The EMA of the weights is smoother and ends lower in every run: 4.7 ± 0.0
-# against 7.8 ± 1.5 for the plain GAN's last weights.
-#
-# On this machine the minibatch standard deviation helps a little on digits: EMA FD
-# 3.9 ± 0.1 against 4.7 ± 0.0 for the plain GAN, both seeds below both plain ones, at
-# the same number of steps. That is one network size, one budget and 2 seeds each, and
-# a difference of under one FD unit in a measure whose runs move by that much with
-# rounding; on the ring above the same stabiliser did not help. The honest summary is
-# "a small gain on digits here, none on the ring", not "it fixes GAN training".
+# differences of a batched computation change a run), but the shape of the curves is
+# the same for every seed. After 500 steps the samples are grey blobs; by step 1,000
+# they are about as good as the full-covariance Gaussian, and FD is still falling at
+# step 3,000. The raw weights' FD jumps from snapshot to snapshot: every discriminator
+# step moves the target. The EMA of the weights is smoother. This machine's numbers:
+
+# %% tags=["nbval-ignore-output"]
+at_b = {n: {"raw": [r[B] for r in fd_raw[n]], "ema": [e[B] for e in fd_ema[n]]}
+        for n in digit_runs}
+p_, m_ = at_b["plain"], at_b["minibatch std"]
+ema_lower = all(e < r for n in at_b for e, r in zip(at_b[n]["ema"], at_b[n]["raw"]))
+display(Markdown(
+    f"At step {steps[B]} the EMA ends "
+    f"{'below the last weights in every run' if ema_lower else 'not always lower'}: "
+    f"plain GAN {mean_sd(p_['ema'], 1)} against {mean_sd(p_['raw'], 1)} for its last "
+    f"weights. Minibatch std: EMA FD {mean_sd(m_['ema'], 1)} against "
+    f"{mean_sd(p_['ema'], 1)} for the plain GAN"
+    + (", both of its seeds below both plain ones" if max(m_["ema"]) < min(p_["ema"])
+       else ", the seeds overlapping") + "."))
+
+# %% [markdown]
+# That is one network size, one budget and 2 seeds each, and a difference this small can
+# change with more seeds or with another CPU's rounding; on the ring above the same
+# stabiliser did not help. The honest summary is "at most a
+# small gain on digits here, none on the ring", not "it fixes GAN training".
 #
 # (gan-overfitting)=
 # ## The discriminator overfits; what to keep
@@ -451,15 +511,17 @@ plt.show()
 # The discriminator sees the same training digits again and again:
 
 # %%
-print(f"{recipe['steps']} steps of {recipe['batch_size']} digits = "
-      f"{recipe['steps'] * recipe['batch_size'] / len(X_train):.0f} passes over the "
-      f"{len(X_train)} training digits")
+for n_steps in (recipe["steps"], LONG_STEPS):
+    print(f"{n_steps} steps of {recipe['batch_size']} digits = "
+          f"{n_steps * recipe['batch_size'] / len(X_train):.0f} passes over the "
+          f"{len(X_train)} training digits")
 
 # %% [markdown]
 # If it memorises them, it starts to call *training* digits real rather than digits in
 # general. The held-out digits show it: the gap between $D$'s mean probability on
 # training digits and on held-out ones, 0 for a discriminator that has not memorised
-# anything.
+# anything. The plain GAN's runs, continued to step 6,000, show the gap and the FD
+# together:
 
 
 # %%
@@ -470,80 +532,113 @@ def d_gap(disc):
     return (p_train - p_test).item()
 
 
-gaps = {n: [[d_gap(h.discriminator_at(i)) for i in range(len(steps))] for h in hs]
-        for n, hs in digit_runs.items()}
+gaps = {n: [[d_gap(h.discriminator_at(i)) for i in range(len(h.snapshots))]
+            for h in hs] for n, hs in digit_runs.items()}
 
 # %%
-fig, ax = plt.subplots(figsize=(5.8, 3.3))
-for name, style in zip(gaps, ("-", "--")):
-    g_arr = np.array(gaps[name])
-    ax.plot(steps, g_arr.mean(0), linestyle=style,
-            label=f"{name} (mean of {len(SEEDS)} seeds)")
-    ax.fill_between(steps, g_arr.min(0), g_arr.max(0), alpha=0.2)
-ax.axhline(0, color="gray", linewidth=0.8)
-ax.set(xlabel="training step", ylabel="D(train) - D(held out)",
-       title="the discriminator starts to memorise its training digits")
-ax.legend()
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+for k, seed in enumerate(SEEDS):
+    axes[0].plot(long_steps, fd_raw["plain"][k], color=f"C{k}", alpha=0.5,
+                 linestyle="--", label=f"seed {seed}, weights")
+    axes[0].plot(long_steps, fd_ema["plain"][k], color=f"C{k}",
+                 label=f"seed {seed}, EMA")
+    axes[1].plot(long_steps, gaps["plain"][k], color=f"C{k}",
+                 label=f"plain, seed {seed}")
+    axes[1].plot(steps, gaps["minibatch std"][k], color=f"C{k + 2}", linestyle=":",
+                 label=f"minibatch std, seed {seed}")
+for ax in axes:
+    ax.axvline(recipe["steps"], color="gray", linewidth=0.8)
+axes[0].axhline(FD_BAR, color="black", linestyle=":", label=f"bar {FD_BAR}")
+axes[0].set(xlabel="training step", ylabel="FD (450 samples, log scale)", yscale="log",
+            title="plain GAN: FD past the budget (grey line)")
+axes[1].axhline(0, color="gray", linewidth=0.8)
+axes[1].set(xlabel="training step", ylabel="D(train) - D(held out)",
+            title="the discriminator memorises its training digits")
+axes[0].legend(fontsize=7)
+axes[1].legend(fontsize=7)
 fig.tight_layout()
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
-for name, g_runs in gaps.items():
-    early = [np.mean(gr[:4]) for gr in g_runs]
-    late = [gr[-1] for gr in g_runs]
-    print(f"{name:14s} gap in the first 1,000 steps {mean_sd(early, 3)} | at step "
-          f"{steps[-1]} {mean_sd(late, 3)}")
+best_ema = [min(e) for e in fd_ema["plain"]]
+last_ema = [e[-1] for e in fd_ema["plain"]]
+for k, seed in enumerate(SEEDS):
+    g_ = gaps["plain"][k]
+    print(f"plain seed {seed}: gap at steps {long_steps[1]} / {long_steps[B]} / "
+          f"{long_steps[-1]}: {g_[1]:.3f} / {g_[B]:.3f} / {g_[-1]:.3f} | EMA FD at "
+          f"step {long_steps[B]} {fd_ema['plain'][k][B]:.1f}, lowest "
+          f"{best_ema[k]:.1f}, at step {long_steps[-1]} {last_ema[k]:.1f}")
+gap_b = [g_[B] for g_ in gaps["plain"]]
+gap_end = [g_[-1] for g_ in gaps["plain"]]
+display(Markdown(
+    f"On this machine the gap grows from {mean_sd(gap_b, 2)} at step {steps[B]} to "
+    f"{mean_sd(gap_end, 2)} at step {long_steps[-1]}, and the EMA's FD rises from "
+    f"its lowest, {mean_sd(best_ema, 1)}, to {mean_sd(last_ema, 1)} at the last step."))
+assert min(gap_end) > max(gap_b)  # the gap keeps growing past the budget
+assert np.mean(last_ema) > 1.2 * np.mean(best_ema)  # and the generator gets worse
 
 # %% [markdown]
 # For the first thousand steps the discriminator treats training and held-out digits
-# alike; then a gap opens and keeps growing: it has started to learn *these* digits.
-# Within this budget the gap is still small (a few hundredths of probability) and FD is
-# still falling, so memorisation is not yet what limits the generator. How far it goes
-# in a longer run is not measured here (it does not fit the chapter's time budget; try
-# it on a GPU with more steps). Two standard remedies keep a good generator whatever
-# the last step did:
+# alike; then a gap opens and keeps growing: it learns *these* digits. Within the
+# 3,000-step budget the gap is still small and FD still falls; past it the gap goes on
+# growing and the generator, chasing a discriminator that now rewards resemblance to
+# particular training digits, gets worse: FD rises again, for the EMA as well as for the
+# raw weights. (A longer run shows it more strongly; it does not fit the chapter's time
+# budget, but takes well under a minute on a CPU: set `LONG_STEPS` higher and rerun.)
+# Two standard remedies keep a good generator whatever the last step did:
 #
 # - the **EMA** of the generator's weights (above), which averages out the last steps'
-#   chase;
-# - the **best checkpoint**: of the snapshots, keep the one with the lowest FD. To keep
-#   the choice honest it is made on a second set of 450 samples (other noise), and the
-#   FD reported is that of the usual samples; the held-out digits play no part.
+#   chase, but follows the raw weights when they drift for good;
+# - the **best checkpoint**: of the (EMA) snapshots, keep the one with the lowest FD. To
+#   keep the choice honest it is made on a second set of 450 samples (other noise), and
+#   the FD reported is that of the usual samples; the held-out digits play no part.
+#
+# Both, on the plain GAN's runs to step 6,000, against the last weights:
+
 
 # %%
 def best_checkpoint(hist):
-    choose = [fd(G.digit_samples(hist.generator_at(i), seed=1))
+    """The EMA snapshot with the lowest FD on other samples (noise seed 1)."""
+    choose = [fd(G.digit_samples(hist.generator_at(i, ema=True), seed=1))
               for i in range(len(hist.snapshots))]
     return int(np.argmin(choose))
 
 
-keep = {}
-for name, hists in digit_runs.items():
-    best = [best_checkpoint(h) for h in hists]
-    keep[name] = {
-        "last weights": [r[-1] for r in fd_raw[name]],
-        "best checkpoint": [r[b] for r, b in zip(fd_raw[name], best)],
-        "EMA, last step": [e[-1] for e in fd_ema[name]],
-    }
+best_avg = [best_checkpoint(h) for h in digit_runs["plain"]]
+keep = {
+    "last weights": [r[-1] for r in fd_raw["plain"]],
+    "EMA, last step": [e[-1] for e in fd_ema["plain"]],
+    "best EMA checkpoint": [e[b] for e, b in zip(fd_ema["plain"], best_avg)],
+}
 
 # %% tags=["nbval-ignore-output"]
-for name, rows in keep.items():
-    print(name)
-    for what, values in rows.items():
-        print(f"  {what:16s} FD {mean_sd(values, 1)}")
+print(f"plain GAN, {LONG_STEPS} steps, {len(SEEDS)} seeds:")
+for what, values in keep.items():
+    print(f"  {what:20s} FD {mean_sd(values, 1)}")
+print("  best EMA checkpoint at steps", [long_steps[b] for b in best_avg])
+assert np.mean(keep["best EMA checkpoint"]) < np.mean(keep["last weights"])
+display(Markdown(
+    "On this machine the best EMA checkpoint, chosen on other samples, scores "
+    f"{mean_sd(keep['best EMA checkpoint'], 1)} against "
+    f"{mean_sd(keep['last weights'], 1)} for the last weights and "
+    f"{mean_sd(keep['EMA, last step'], 1)} for the EMA at the last step."))
 
 # %% [markdown]
-# Both remedies help the plain GAN on this machine: the best checkpoint and the EMA are
-# below the last raw weights. The EMA is the better of the two and needs no extra
-# evaluation, so it is the chapter's generator.
+# Once the discriminator overfits, neither the last weights nor their average is as good
+# as the generator was before the decline; the checkpoint chosen on separate samples
+# keeps one from before it.
+# Both remedies together (the EMA, and the best of its snapshots) are the cheap answer;
+# a budget that stops before the decline, as the chapter's 3,000 steps do, is the same
+# choice made once by hand. The chapter's generator is the EMA at step 3,000.
 #
 # ## Samples
 #
-# The EMA generators of seed 0, with the nearest training digit of each sample beside
-# it (a generator that copies its training digits would score a perfect FD; the
-# distance to the nearest training digit shows whether it does):
+# The EMA generators of seed 0 at step 3,000, with the nearest training digit of each
+# sample beside it (a generator that copies its training digits would score a perfect
+# FD; the distance to the nearest training digit shows whether it does):
 
 # %%
-gens = {n: [h.generator_at(-1, ema=True) for h in hs] for n, hs in digit_runs.items()}
+gens = {n: [h.generator_at(B, ema=True) for h in hs] for n, hs in digit_runs.items()}
 samples = {n: [G.digit_samples(gm) for gm in gl] for n, gl in gens.items()}
 entropy = {n: [gen.class_entropy(s) for s in ss] for n, ss in samples.items()}
 copying = {n: [gen.nearest_train_distance(s, train_digits) for s in ss]
@@ -572,20 +667,22 @@ show_images(torch.cat([s0, nearest, samples["plain"][0][:12]]), ncols=12, size=0
 # (gan-results)=
 # ## Results
 #
-# The chapter's generator: the EMA generator of the better of the two recipes by mean
-# FD over its 2 seeds (a choice among two, made on the training-digit FD that is also
-# reported; the held-out digits play no part). The asserted bar: every seed of that
-# recipe below the translated bar, and every seed of the plain recipe below the
-# full-covariance Gaussian. Sampling time (1,000 samples, best of 5) is recorded for the
+# The chapter's generator: the EMA generator at step 3,000 of the better of the two
+# recipes by mean FD over its 2 seeds (a choice among two, made on the training-digit FD
+# that is also reported; the held-out digits play no part). The asserted bar: both
+# seeds of that recipe below the translated bar, and both seeds of the plain recipe
+# below the full-covariance Gaussian. That is what 2 seeds show, not a promise for
+# every seed: GAN runs vary, and another seed of the plain recipe can miss the bar.
+# Sampling time (1,000 samples, best of 5) is recorded for the
 # overview, which compares it with the diffusion chapter's.
 
 # %% tags=["nbval-ignore-output"]
-means = {n: float(np.mean([e[-1] for e in fd_ema[n]])) for n in fd_ema}
+means = {n: float(np.mean([e[B] for e in fd_ema[n]])) for n in fd_ema}
 chosen = min(means, key=means.get)
-chosen_fd = [e[-1] for e in fd_ema[chosen]]
-plain_fd = [e[-1] for e in fd_ema["plain"]]
+chosen_fd = [e[B] for e in fd_ema[chosen]]
+plain_fd = [e[B] for e in fd_ema["plain"]]
 print(f"chosen recipe: {chosen}")
-print(f"bar met on every seed: {max(chosen_fd) <= FD_BAR} (bar {FD_BAR}) | stretch "
+print(f"bar met on both seeds: {max(chosen_fd) <= FD_BAR} (bar {FD_BAR}) | stretch "
       f"{FD_STRETCH} met: {max(chosen_fd) <= FD_STRETCH}")
 assert max(chosen_fd) <= FD_BAR and max(plain_fd) < baseline_fd
 
@@ -598,7 +695,7 @@ print(f"1,000 samples in {sample_seconds * 1000:.2f} ms")
 record("gan", model=f"GAN (MLP generator and discriminator, {chosen}, EMA)",
        parameters=count_parameters(gm),
        discriminator_parameters=count_parameters(final_d[chosen][0]),
-       train_seconds=round(digit_runs[chosen][0].seconds, 1),
+       train_seconds=round(per_model[chosen], 1),  # batched total / seeds
        compute_growth="linear in pixels x hidden width",
        fd=round(float(np.mean(chosen_fd)), 2),
        fd_plain=round(float(np.mean(plain_fd)), 2),
@@ -617,15 +714,17 @@ record("gan", model=f"GAN (MLP generator and discriminator, {chosen}, EMA)",
 #   $\log\sigma(l)$ is not).
 # - At the start of training the game's own generator loss saturates: its gradient is
 #   over 1,000 times smaller than the non-saturating loss's.
-# - On a ring of 8 Gaussians some seeds collapse early into one small region; most end
-#   covering 7 or 8 modes, some far fewer. Minibatch standard deviation did not cover
-#   more modes there.
-# - On digits, 3,000 steps (seconds on a CPU) bring every seed well below the
-#   full-covariance Gaussian and below the translated bar (6.6) and its stretch (5.3);
-#   minibatch standard deviation lowered FD a little further here. The discriminator
-#   starts to memorise its training digits (a growing gap to held-out digits); an EMA of
-#   the generator's weights keeps a better generator than the last weights or the best
-#   checkpoint.
+# - On a ring of 8 Gaussians the only collapse is early, before the generator has found
+#   the ring; after that the runs converge slowly and unevenly, and at the last step
+#   some seeds cover far fewer modes than others (not converged, rather than modes
+#   dropped). Minibatch standard deviation did not cover more modes there.
+# - On digits, 3,000 steps (seconds on a CPU) bring both seeds of both recipes well
+#   below the full-covariance Gaussian, and the chosen recipe's below the translated
+#   bar; minibatch standard deviation's difference is within the seed spread or small.
+# - The discriminator memorises its training digits: past the budget the gap to
+#   held-out digits keeps growing and FD rises again. An EMA of the generator's weights
+#   smooths the chase, and the best checkpoint, chosen on separate samples, keeps a
+#   generator from before the decline.
 # - The diffusion chapter compares its FD and sampling time with this chapter's: a GAN
 #   draws a sample in one forward pass.
 #

@@ -635,15 +635,18 @@ for name, f, sec in sorted(rows, key=lambda r: r[1]):
 
 # %%
 FD_BAR = gen.translate_prototype_bar(22.0)
-best_w = max((w for w in guidance if w >= 1), key=lambda w: np.mean(label_acc[w]))
+# the weakest guidance w >= 1 whose samples reach the bar (None if none does)
+best_w = min((w for w in guidance if w >= 1 and np.mean(label_acc[w]) >= 0.98),
+             default=None)
 print(f"bar: 22 / 111 x full-covariance Gaussian ({table['gaussian_full']['fd']:.1f})"
       f" = FD {FD_BAR}")
 print("guided DDIM-25 FD below the bar on every seed:", max(pixel_fd) <= FD_BAR)
 print("unconditional DDIM-25 FD below the bar (seed 0):", uncond_fd <= FD_BAR)
-print("label accuracy >= 0.98 at some w >= 1:", np.mean(label_acc[best_w]) >= 0.98)
+print("label accuracy >= 0.98 at some w >= 1:", best_w is not None,
+      f"(from w = {best_w})")
 print("DDIM-25 at least 10x faster than ancestral:", speedup >= 10)
 assert max(pixel_fd) <= FD_BAR
-assert np.mean(label_acc[best_w]) >= 0.98
+assert best_w is not None
 assert speedup >= 10
 
 # %% tags=["nbval-ignore-output"]

@@ -160,3 +160,27 @@ def test_bad_input_gives_clear_errors():
         G.train_gans(SMALL, torch.rand(20, 10), steps=1, batch_size=4)
     with pytest.raises(ValueError, match="digits generator"):
         G.digit_samples(G.Generator(G.RING_CONFIG))
+
+
+def test_more_bad_input_gives_clear_errors():
+    X = torch.rand(20, 64, generator=torch.Generator().manual_seed(0))
+    _, _, (h,) = G.train_gans(SMALL, X, steps=2, batch_size=4, ema=None)
+    with pytest.raises(ValueError, match="ema=None"):
+        G.fd_over_training(h, lambda s: 0.0, ema=True)
+    with pytest.raises(ValueError, match="ema=None"):
+        h.generator_at(-1, ema=True)
+    assert len(G.fd_over_training(h, lambda s: 0.0)) == 1  # the raw weights still work
+    with pytest.raises(ValueError, match="modes"):
+        G.ring_coverage(torch.zeros(3, 2), modes=0)
+    with pytest.raises(ValueError, match="sigma"):
+        G.ring_coverage(torch.zeros(3, 2), sigma=0.0)
+    with pytest.raises(ValueError, match="modes"):
+        G.ring_centres(2.5)
+    with pytest.raises(ValueError, match="non-empty"):
+        G.discriminator_loss(torch.zeros(0), torch.zeros(2))
+    with pytest.raises(ValueError, match="non-empty"):
+        G.generator_loss(torch.zeros(0))
+    with pytest.raises(ValueError, match="log_every"):
+        G.train_gans(SMALL, X, steps=1, batch_size=4, log_every=0)
+    with pytest.raises(TypeError):
+        G.minibatch_std(torch.zeros(2, 3), pack=2)  # no silently ignored argument

@@ -101,3 +101,38 @@ def d_loss(real_logits, fake_logits):
 def g_loss(fake_logits):
     bce = F.binary_cross_entropy_with_logits
     return bce(fake_logits, torch.ones_like(fake_logits))
+
+# %% [mistake] a detached loss | expect: detached from the logits
+import torch
+import torch.nn.functional as F
+
+
+def d_loss(real_logits, fake_logits):
+    value = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    return torch.tensor(value.item())
+
+
+def g_loss(fake_logits):
+    return F.softplus(-fake_logits).mean()
+
+# %% [mistake] the input changed in place | expect: changed its input logits in place
+import torch.nn.functional as F
+
+
+def d_loss(real_logits, fake_logits):
+    return F.softplus(real_logits.neg_()).mean() + F.softplus(fake_logits).mean()
+
+
+def g_loss(fake_logits):
+    return F.softplus(-fake_logits).mean()
+
+# %% [mistake] averaged over the first axis only | expect: averaged over the first axis
+import torch.nn.functional as F
+
+
+def d_loss(real_logits, fake_logits):
+    return F.softplus(-real_logits).mean(0) + F.softplus(fake_logits).mean(0)
+
+
+def g_loss(fake_logits):
+    return F.softplus(-fake_logits).mean(0)

@@ -12,10 +12,11 @@
 # chapter (non-saturating loss, Adam with learning rate 0.003, batches of 128, 1,500
 # steps) with `latent=4`, twice (two seeds, from the same initial weights; a GAN run
 # can collapse by chance, so the better run counts; about 6 s), then draws 1,000 points
-# and requires at least **4 of the 8 modes covered** and a **quality of at least 0.4**
+# and requires at least **5 of the 8 modes covered** and a **quality of at least 0.4**
 # (share of points within 3 standard deviations of a centre; real samples score 0.99,
-# a fitted Gaussian 0.01).
-# The course's `Generator` is refused. Think about what the last layer must be able to
+# a fitted Gaussian 0.01). The points must come from `z` (the same `z` gives the same
+# points, a different `z` different ones), `latent` must set the size of the noise, and
+# training must change them. The course's `Generator` is refused. Think about what the last layer must be able to
 # output: the centres lie on a circle of radius 2.
 
 # %% [solution]
@@ -60,3 +61,55 @@ import torch.nn as nn
 
 def make_generator(latent):
     return nn.Sequential(nn.Linear(latent, 32), nn.ReLU(), nn.Linear(32, 3))
+
+# %% [mistake] the course's generator, wrapped | expect: the course's Generator
+import torch.nn as nn
+from fromscratch.models.gan import RING_CONFIG, Generator
+
+
+def make_generator(latent):
+    return nn.Sequential(Generator(RING_CONFIG))
+
+# %% [mistake] its own noise instead of z | expect: draws its own randomness
+import torch
+import torch.nn as nn
+
+
+class OwnNoise(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent, 32), nn.ReLU(), nn.Linear(32, 2))
+
+    def forward(self, z):
+        return self.net(torch.randn_like(z))
+
+
+def make_generator(latent):
+    return OwnNoise(latent)
+
+# %% [mistake] a fixed noise size | expect: use the latent argument
+import torch.nn as nn
+
+
+def make_generator(latent):
+    return nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                         nn.Linear(32, 2))
+
+# %% [mistake] a fixed mixture with a dummy parameter | expect: training did not change
+import torch
+import torch.nn as nn
+from fromscratch.models import gan as G
+
+
+class FixedMixture(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z):
+        k = (z[:, 0].abs() * 1000).long() % 8
+        return G.ring_centres()[k] + 0.0 * self.dummy
+
+
+def make_generator(latent):
+    return FixedMixture(latent)

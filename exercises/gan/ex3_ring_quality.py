@@ -9,9 +9,10 @@
 # Write `ring_quality(points)`: the share (between 0 and 1) of the `points` (a tensor
 # `(n, 2)`) that lie within **3 standard deviations** ($3 \times 0.05$) of the
 # **nearest** of the 8 centres of the ring (evenly spaced on a circle of radius 2,
-# starting at $(2, 0)$; `G.ring_centres()` gives them). The check runs it on
-# `ring_points`, 1,000 samples of the chapter's plain ring GAN (seed 4, after training),
-# and compares with its own measurement. Then compare: what share does that seed reach,
+# starting at $(2, 0)$; `G.ring_centres()` gives them). Every point counts, whether or
+# not its mode counts as covered. The check runs it first on 37 test points placed at
+# the edges of the definition, then on `ring_points`, 1,000 samples of the chapter's
+# plain ring GAN (seed 4, after training), and compares with its own measurement. Then compare: what share does that seed reach,
 # and what do the real samples reach?
 
 # %% [solution]
@@ -71,3 +72,33 @@ from fromscratch.models.gan import ring_coverage
 
 def ring_quality(points):
     return ring_coverage(points).quality
+
+# %% [mistake] divided by 1000 | expect: divided by 1000
+import torch
+from fromscratch.models import gan as G
+
+
+def ring_quality(points):
+    d = torch.cdist(points, G.ring_centres())
+    return ((d.min(dim=1).values <= 3 * 0.05).sum() / 1000).item()
+
+# %% [mistake] a threshold a little too wide | expect: 37 test points
+import torch
+from fromscratch.models import gan as G
+
+
+def ring_quality(points):
+    d = torch.cdist(points, G.ring_centres())
+    return (d.min(dim=1).values <= 0.1505).float().mean().item()
+
+# %% [mistake] only the covered modes' points | expect: 37 test points
+import torch
+from fromscratch.models import gan as G
+
+
+def ring_quality(points):
+    d = torch.cdist(points, G.ring_centres())
+    dmin, nearest = d.min(dim=1)
+    good = dmin <= 3 * 0.05
+    share = torch.bincount(nearest[good], minlength=8).float() / len(points)
+    return share[share >= 0.25 / 8].sum().item()

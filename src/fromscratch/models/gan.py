@@ -64,7 +64,7 @@ class GANConfig:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
-#: The chapter's digits GAN and the ring GAN (tiny; a GPU setting only needs more steps).
+#: The chapter's digits GAN and the ring GAN (tiny: they train on one CPU thread).
 DIGITS_CONFIG = GANConfig(data_dim=64, latent=16, hidden=96, output="sigmoid")
 RING_CONFIG = GANConfig(data_dim=2, latent=4, hidden=32, output="linear")
 
@@ -93,12 +93,13 @@ class Generator(nn.Module):
         return self(torch.randn(n, self.config.latent, generator=generator).to(dev))
 
 
-def minibatch_std(h: torch.Tensor, pack: int = 1) -> torch.Tensor:
+def minibatch_std(h: torch.Tensor) -> torch.Tensor:
     """One feature per batch: the standard deviation of each unit of ``h (..., B, d)``
     over the batch axis, averaged over the units, appended as a last column:
     ``(..., B, d + 1)``. A collapsed generator's batch has a small spread, which ``D``
-    can now see; a single sample cannot show it."""
-    if h.shape[-2] < 2:
+    can now see; a single sample cannot show it. (With ``pack > 1`` the
+    :class:`Discriminator` applies it to the packed rows: pass those.)"""
+    if h.dim() < 2 or h.shape[-2] < 2:
         raise ValueError("minibatch_std needs a batch of at least 2")
     s = h.std(dim=-2, keepdim=True).mean(dim=-1, keepdim=True)  # (..., 1, 1)
     return torch.cat([h, s.expand(*h.shape[:-1], 1)], dim=-1)
@@ -136,9 +137,17 @@ class Discriminator(nn.Module):
 # The losses, from logits
 # ---------------------------------------------------------------------------------------
 
+def _need_logits(logits: torch.Tensor, name: str) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty tensor of logits, got "
+                         f"{getattr(logits, 'shape', type(logits).__name__)}")
+
+
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """``-[log D(x) + log(1 - D(G(z)))]``, averaged: ``mean softplus(-l_real) +
     mean softplus(l_fake)`` (the binary cross-entropy with labels 1 and 0)."""
+    _need_logits(real_logits, "real_logits")
+    _need_logits(fake_logits, "fake_logits")
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
@@ -146,6 +155,7 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "nonsaturating") -> to
     """The generator's loss on the logits of its samples, averaged, minimised by ``G``:
     ``"nonsaturating"``: ``-log D(G(z)) = softplus(-l)``; ``"saturating"``: the min-max
     game's own ``log(1 - D(G(z))) = -softplus(l)``."""
+    _need_logits(fake_logits, "fake_logits")
     if kind == "nonsaturating":
         return F.softplus(-fake_logits).mean()
     if kind == "saturating":
@@ -162,7 +172,7 @@ RING_MODES, RING_RADIUS, RING_SIGMA = 8, 2.0, 0.05
 
 def ring_centres(modes: int = RING_MODES, radius: float = RING_RADIUS) -> torch.Tensor:
     """The ``(modes, 2)`` centres, evenly spaced on a circle of ``radius``."""
-    if modes < 1 or radius <= 0:
+    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 1 or radius <= 0:
         raise ValueError(f"need modes >= 1 and radius > 0, got {modes} and {radius}")
     a = 2 * math.pi * torch.arange(modes, dtype=torch.float64) / modes
     return (radius * torch.stack([a.cos(), a.sin()], dim=1)).float()
@@ -195,6 +205,10 @@ def ring_coverage(samples: torch.Tensor, modes: int = RING_MODES,
     """A mode counts as covered when at least ``min_share`` of the samples (default: a
     quarter of its fair share, ``0.25 / modes``) lie within ``3 sigma`` of its centre.
     Real data covers all modes with quality 0.99 (3 sigma in 2-D holds 98.9%)."""
+    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 1:
+        raise ValueError(f"modes must be a positive integer, got {modes!r}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
     x = torch.as_tensor(samples).detach().cpu().float()
     if x.dim() != 2 or x.shape[1] != 2 or len(x) == 0:
         raise ValueError(f"samples must have shape (n, 2) with n >= 1, got {tuple(x.shape)}")
@@ -242,7 +256,8 @@ def _stacked_discriminator(p: dict, x: torch.Tensor, config: GANConfig) -> torch
 @dataclass
 class GANHistory:
     """Per logged step: the mean losses, the generator's weights (raw and EMA) at each
-    snapshot step, and the training time."""
+    snapshot step, and the training time (``seconds``: the batched run's total divided
+    by the number of seeds trained together, not one model trained alone)."""
 
     steps: list = field(default_factory=list)
     d_loss: list = field(default_factory=list)
@@ -255,9 +270,12 @@ class GANHistory:
 
     def generator_at(self, i: int, ema: bool = False) -> Generator:
         """The generator as it was at snapshot ``i`` (eval mode)."""
+        if ema and self.snapshots and not self.ema_snapshots:
+            raise ValueError("this run kept no moving average of the weights (it was "
+                             "trained with ema=None): use ema=False or train with ema")
         states = self.ema_snapshots if ema else self.snapshots
         if not states:
-            raise ValueError("no snapshots were kept (snapshot_every=None)")
+            raise ValueError("no snapshots were kept")
         g = Generator(self.config)
         g.load_state_dict(states[i])
         return g.eval()
@@ -273,7 +291,7 @@ class GANHistory:
     config: GANConfig = DIGITS_CONFIG
 
 
-#: The chapter's recipe for the digits GAN (a GPU setting: more steps, a wider network).
+#: The chapter's recipe for the digits GAN.
 CHAPTER_RECIPE = dict(steps=3000, batch_size=64, lr_g=4e-3, lr_d=4e-3, betas=(0.5, 0.999),
                       loss="nonsaturating", ema=0.99)
 #: The recipe of the ring GANs.
@@ -310,6 +328,8 @@ def train_gans(config: GANConfig, data, *, seeds: Sequence[int] = (0,), steps: i
                          f"got {batch_size}")
     if not (lr_g > 0 and lr_d > 0):
         raise ValueError(f"learning rates must be > 0, got {lr_g} and {lr_d}")
+    if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
+        raise ValueError(f"log_every must be a positive integer, got {log_every!r}")
     if ema is not None and not 0 < ema < 1:
         raise ValueError(f"ema must lie in (0, 1) or be None, got {ema}")
     generator_loss(torch.zeros(1), loss)  # a clear error for an unknown loss
@@ -445,5 +465,8 @@ def digit_samples(g: Generator, n: int = 450, seed: int = 0) -> torch.Tensor:
 def fd_over_training(history: GANHistory, fd_fn: Callable, ema: bool = False,
                      seed: int = 0) -> list:
     """``fd_fn(samples)`` of each snapshot's generator (450 digits, noise ``seed``)."""
+    if ema and history.snapshots and not history.ema_snapshots:
+        raise ValueError("this run kept no moving average of the weights (it was trained "
+                         "with ema=None): use ema=False or train with ema")
     n = len(history.ema_snapshots if ema else history.snapshots)
     return [fd_fn(digit_samples(history.generator_at(i, ema), seed=seed)) for i in range(n)]
