@@ -60,17 +60,12 @@ from fromscratch import generative as gen
 from fromscratch.data import load_digits_split
 from fromscratch.models import vae as V
 from fromscratch.plotting import show_images, show_source
-from fromscratch.report import bound, record
+from fromscratch.report import bound, mean_sd, record
 from fromscratch.training import best_time, count_parameters
 
 seed_everything(0)
 print("device:", device(), "(this chapter trains on the CPU: its networks are tiny)")
 
-
-def mean_sd(values, digits=2):
-    """``mean ± sd`` of a list of numbers (sd over seeds, n - 1 in the denominator)."""
-    v = np.asarray(values, dtype=float)
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 # %% [markdown]

@@ -170,3 +170,16 @@ def test_head_role_exercise_refuses_the_checks_own_measurement():
     result = checks.check_head_role(checks.head_drop, ns["relation_models"][0],
                                     ns["X_rel_val"], ns["Y_rel_val"])
     assert result.status == "failed" and "an existing implementation" in result.text
+
+
+def test_check_function_refuses_a_function_that_changes_its_inputs():
+    def reference(x):
+        return x * 2
+
+    def in_place(x):
+        return x.mul_(2)
+
+    cases = [Case((torch.ones(3),), label="ones")]
+    result = check_function("demo", in_place, reference, cases, strict=False)
+    assert not result.passed and "changed its input tensors (x)" in result.text
+    assert check_function("demo", reference, reference, cases, strict=False).passed

@@ -115,7 +115,7 @@ def d_loss(real_logits, fake_logits):
 def g_loss(fake_logits):
     return F.softplus(-fake_logits).mean()
 
-# %% [mistake] the input changed in place | expect: changed its input logits in place
+# %% [mistake] the input changed in place | expect: changed its input tensors
 import torch.nn.functional as F
 
 

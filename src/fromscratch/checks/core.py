@@ -216,9 +216,10 @@ def check_function(
     names = arg_names(reference)
     for number, case in enumerate(cases, start=1):
         expected = reference(*case.args, **case.kwargs)
+        args, kwargs = _clone(case.args), _clone(case.kwargs)
         try:
             with forbidden(*forbid):
-                received = fn(*_clone(case.args), **_clone(case.kwargs))
+                received = fn(*args, **kwargs)
         except NotImplementedError:
             return finish(not_attempted(exercise, name), strict)
         except UsedForbidden as exc:
@@ -231,6 +232,14 @@ def check_function(
             ]
             lines += [f"hint: {hint}"] if hint else []
             return finish(CheckResult(exercise, FAIL, lines, passed, len(cases)), strict)
+        changed = _changed_inputs(case, args, kwargs, names)
+        if changed:
+            return finish(CheckResult(exercise, FAIL, [
+                f"case {number} of {len(cases)}: `{name}` changed its input tensors "
+                f"({', '.join(changed)}) in place (mul_, add_, neg_, x[...] = ...); the "
+                "caller's data must stay as it was.",
+                "hint: compute a new tensor: x * a + b, not x.mul_(a).add_(b)."],
+                passed, len(cases)), strict)
         problem = compare(expected, received, atol, rtol)
         if problem is not None:
             lines = [
@@ -262,6 +271,16 @@ def _diagnose(case: Case, received, mistakes, atol, rtol) -> Optional[str]:
         if compare(wrong_out, received, atol, rtol) is None:
             return message
     return None
+
+
+def _changed_inputs(case: Case, args: tuple, kwargs: dict, names: Sequence[str]) -> list:
+    """Names of the tensor arguments that the learner's call changed (compared with the
+    case's untouched originals)."""
+    named = list(zip(list(names) + [f"argument {i + 1}" for i in range(len(args))],
+                     case.args, args))
+    named += [(k, case.kwargs[k], kwargs[k]) for k in case.kwargs]
+    return [n for n, before, after in named if isinstance(before, torch.Tensor)
+            and isinstance(after, torch.Tensor) and not torch.equal(before, after)]
 
 
 def _clone(obj):

@@ -497,15 +497,6 @@ class LatentSpace:
         return self.vae.decode(z * self.std + self.mean) * DIGIT_MAX
 
 
-def count_steps_per_second(fn: Callable, seconds: float = 1.0) -> float:
-    """How many calls of ``fn`` run per second (for choosing a step budget)."""
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn()
-        n += 1
-    return n / (time.perf_counter() - start)
-
-
 __all__: Sequence[str] = (
     "Schedule", "Denoiser", "DenoiserConfig", "EMA", "DiffusionHistory", "LatentSpace",
     "timestep_embedding", "noise_prediction_loss", "train_diffusion", "sample_ddpm",
