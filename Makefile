@@ -34,12 +34,15 @@ book: install
 	@echo "Website built: open _build/html/index.html in a browser."
 	@echo "To run the notebooks yourself: $(BIN)/jupyter lab chapters/"
 
-# The unit, exercise and grading tests, then the notebook tests (tests/test_chapters.py:
-# each chapter executed once with the reference solutions in place and compared with its
-# committed outputs), then the website and its browser tests.
+# The linter; the unit, exercise and grading tests; the notebook tests (nbval executes each
+# chapter once with the reference solutions in place and compares every cell with its
+# committed outputs by the course's rules: tests/nbval_course.py); then the website and its
+# browser tests. NBVAL_WORKERS notebooks run at once (one PyTorch thread each).
+NBVAL_WORKERS ?= 2
 test: install
-	$(BIN)/ruff check src tests tools _ext chapters
-	$(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider
+	$(BIN)/ruff check src tests tools _ext chapters conftest.py
+	$(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider -n 2
+	$(BIN)/pytest --nbval chapters/ -p no:cacheprovider -v -n $(NBVAL_WORKERS) --dist loadfile
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@if ls tests/browser/test_*.py >/dev/null 2>&1; then $(BIN)/pytest tests/browser; fi
 
@@ -54,10 +57,11 @@ benchmark: install
 
 # The notebook tests as on other machines: PyTorch's portable kernels (as on an older or
 # another CPU), AVX2 kernels, and with two busy processes beside them.
+NBVAL := $(BIN)/pytest --nbval chapters/ -q -p no:cacheprovider -n $(NBVAL_WORKERS) --dist loadfile
 portability: install
-	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(BIN)/pytest tests/test_chapters.py -q -p no:cacheprovider
-	ATEN_CPU_CAPABILITY=avx2 $(BIN)/pytest tests/test_chapters.py -q -p no:cacheprovider
-	$(BIN)/python tools/with_load.py 2 -- $(BIN)/pytest tests/test_chapters.py -q -p no:cacheprovider
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(NBVAL)
+	ATEN_CPU_CAPABILITY=avx2 $(NBVAL)
+	$(BIN)/python tools/with_load.py 2 -- $(NBVAL)
 
 clean:
 	rm -rf _build

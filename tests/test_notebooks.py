@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+from output_rules import exercise_role, reference_solutions
 
 from fromscratch.report import read_metrics
 
@@ -67,3 +69,24 @@ def test_recorded_quality_figures_meet_the_bars():
     assert diffusion["fd"] <= diffusion["fd_bar_translated"] == 5.8
     assert diffusion["guidance_label_accuracy"] >= 0.98 and diffusion["guidance_w"] >= 1
     assert diffusion["ddim_speedup"] >= 10 and diffusion["sample_seconds"] > 0
+
+
+def _exercise_cells(path, role):
+    nb = nbformat.read(path, as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code" and exercise_role(c) == role]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_shows_every_exercise_unsolved(path):
+    """The committed notebooks (website, Colab, a learner's clone) show each exercise's stub
+    and its check saying [TODO]; nbval runs them with the reference solutions instead."""
+    checks = _exercise_cells(path, "check")
+    assert len(checks) >= 3, "each chapter ends with at least 3 exercises"
+    for cell in checks:
+        text = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in cell.outputs)
+        assert text.startswith("[TODO]"), f"{cell.metadata['nbgrader']['grade_id']}: {text[:300]}"
+    references = reference_solutions()
+    for cell in _exercise_cells(path, "solution"):
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        assert grade_id in references, f"{path.name}: no exercise file for answer cell {grade_id}"
+        assert "### BEGIN SOLUTION" not in cell.source and cell.source != references[grade_id]

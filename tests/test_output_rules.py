@@ -2,7 +2,7 @@
 
 import nbformat
 import pytest
-from chapter_run import cell_difference, numbers_match, text_difference, tokens
+from output_rules import cell_difference, numbers_match, text_difference, tokens
 
 
 def _cell(*texts, tags=(), error=None):

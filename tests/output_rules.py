@@ -1,11 +1,7 @@
-"""Execute a chapter notebook once and compare it with its committed outputs.
-
-The notebook tests (``tests/test_chapters.py``) run every chapter a single time, with each
-exercise's reference solution in place of its stub, and that one run serves every test:
-
-* every code cell runs without an error;
-* every exercise check prints ``[PASS]`` inside its own chapter;
-* every other cell's outputs match the committed ones, by the rules below.
+"""The course's rules for comparing a re-executed chapter notebook with its committed
+outputs. nbval executes the notebooks (``pytest --nbval chapters/``); the plugin in
+``tests/nbval_course.py`` hands each cell's outputs to ``outputs_difference`` below in place
+of nbval's exact comparison, and puts the exercises' reference solutions in place first.
 
 Output rules (one mechanism for every chapter; nothing is tagged cell by cell):
 
@@ -33,15 +29,10 @@ Output rules (one mechanism for every chapter; nothing is tagged cell by cell):
 
 from __future__ import annotations
 
-import copy
 import math
-import os
 import re
 import sys
-import time
 from pathlib import Path
-
-import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
@@ -167,8 +158,24 @@ def rendered(outputs: list) -> list:
     return items
 
 
+def outputs_difference(committed: list, fresh: list) -> str | None:
+    """``None`` if a cell's fresh outputs match its committed ones by the rules above,
+    else what differs, in words. (Whether the cell raised is nbval's to report.)"""
+    want, got = rendered(committed), rendered(fresh)
+    if [k for k, _ in want] != [k for k, _ in got]:
+        return (f"outputs differ in kind: committed {[k for k, _ in want]}, now {[k for k, _ in got]}"
+                " (a figure or printed output missing or added: stale outputs? run `make notebooks`)")
+    for (kind, a), (_, b) in zip(want, got):
+        problem = text_difference(a, b)
+        if problem:
+            return (f"{kind} output differs: {problem}\n--- committed:\n{a[:1500]}\n--- now:\n"
+                    f"{b[:1500]}\n(if the code changed on purpose, run `make notebooks`)")
+    return None
+
+
 def cell_difference(committed: dict, fresh: dict) -> str | None:
-    """``None`` if a fresh code cell's outputs match the committed ones, else why not."""
+    """``None`` if a fresh code cell's outputs match the committed ones, else why not
+    (including an error output, and honouring the ``nbval-ignore-output`` tag)."""
     errors = [o for o in fresh.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         e = errors[0]
@@ -176,16 +183,7 @@ def cell_difference(committed: dict, fresh: dict) -> str | None:
         return f"the cell raised {e.get('ename')}: {e.get('evalue')}\n...{trace[-2500:]}"
     if IGNORE_TAG in committed.get("metadata", {}).get("tags", []):
         return None
-    want, got = rendered(committed.get("outputs", [])), rendered(fresh.get("outputs", []))
-    if [k for k, _ in want] != [k for k, _ in got]:
-        return (f"outputs differ in kind: committed {[k for k, _ in want]}, now {[k for k, _ in got]}"
-                " (stale outputs? run `make notebooks`)")
-    for (kind, a), (_, b) in zip(want, got):
-        problem = text_difference(a, b)
-        if problem:
-            return (f"{kind} output differs: {problem}\n--- committed:\n{a[:1500]}\n--- now:\n"
-                    f"{b[:1500]}\n(if the code changed on purpose, run `make notebooks`)")
-    return None
+    return outputs_difference(committed.get("outputs", []), fresh.get("outputs", []))
 
 
 def _strip_ansi(text: str) -> str:
@@ -202,29 +200,6 @@ def exercise_role(cell: dict) -> str | None:
     return None
 
 
-def with_reference_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``nb`` whose exercise answer cells hold the reference solutions."""
-    solved = copy.deepcopy(nb)
-    by_id = {ex.id: ex for ex in exercises.load()}
-    for cell in solved.cells:
-        if cell.cell_type == "code" and exercise_role(cell) == "solution":
-            grade_id = cell.metadata["nbgrader"]["grade_id"]
-            if grade_id not in by_id:
-                raise KeyError(f"the notebook has an answer cell for unknown exercise {grade_id!r}")
-            cell.source = by_id[grade_id].reference
-    return solved
-
-
-def execute(nb: nbformat.NotebookNode, timeout: int = 600) -> float:
-    """Execute ``nb`` in place in a fresh kernel (progress bars off); return seconds taken."""
-    from nbclient import NotebookClient
-
-    os.environ["FROMSCRATCH_PROGRESS"] = "0"
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-    start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(CHAPTERS)}}).execute()
-    return time.perf_counter() - start
+def reference_solutions() -> dict:
+    """Each exercise's reference solution (the source of its answer cell), by grade id."""
+    return {ex.id: ex.reference for ex in exercises.load()}
