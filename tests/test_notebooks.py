@@ -90,3 +90,22 @@ def test_committed_notebook_shows_every_exercise_unsolved(path):
         grade_id = cell.metadata["nbgrader"]["grade_id"]
         assert grade_id in references, f"{path.name}: no exercise file for answer cell {grade_id}"
         assert "### BEGIN SOLUTION" not in cell.source and cell.source != references[grade_id]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_build_time_is_within_the_chapter_budget(path):
+    """tools/build_notebooks.py stores each chapter's build time; a chapter that took more
+    than 25% over its budget (60 s; 90 s for the LLM and diffusion) fails here, when it is
+    built, rather than on a learner's slower laptop."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from build_notebooks import OVER_BUDGET, budget_seconds
+
+    record = nbformat.read(path, as_version=4).metadata.get("fromscratch", {})
+    assert "build_seconds" in record, (
+        f"{path.name} has no recorded build time: rebuild it with "
+        f"`python tools/build_notebooks.py {path.stem}` on an idle machine")
+    budget, seconds = budget_seconds(path.stem), record["build_seconds"]
+    assert seconds <= OVER_BUDGET * budget, (
+        f"{path.name} took {seconds:.0f} s to build (load average {record.get('load_average_before')} "
+        f"before), over its budget of {budget} s by more than {OVER_BUDGET - 1:.0%}: make it "
+        "faster (fewer steps, smaller probes, stored results), or rebuild on an idle machine")

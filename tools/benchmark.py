@@ -17,13 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from build_notebooks import execute  # noqa: E402
+from build_notebooks import budget_seconds, execute  # noqa: E402
 
 from fromscratch.report import metrics_in  # noqa: E402
 
-LIMIT_S, LIMIT_MB = 60, 2048
-# COURSE.md: the LLM and diffusion chapters may take 90 s.
-LIMIT_S_FOR = {"04_llm": 90, "10_diffusion": 90}
+LIMIT_MB = 2048
 PEAK = (
     "import resource, sys\n"
     "_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -54,7 +52,7 @@ def main(argv=None) -> int:
         r = run(path)
         quality = ", ".join(f"{k}={v}" for k, v in r["metrics"].items()
                             if k not in ("chapter", "model", "compute_growth", "train_seconds"))
-        limit = LIMIT_S_FOR.get(path.stem, LIMIT_S)
+        limit = budget_seconds(path.stem)
         within = r["seconds"] <= limit and r["peak_mb"] <= LIMIT_MB
         ok &= within
         print(f"| {path.stem} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {quality} | "
