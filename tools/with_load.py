@@ -1,6 +1,6 @@
 """Run a command while other work keeps the CPU busy, as on a shared or loaded machine.
 
-    python tools/with_load.py 2 -- pytest tests/test_chapters.py
+    python tools/with_load.py 2 -- pytest --nbval chapters/
 
 starts 2 busy processes, runs the command, stops them, and exits with its exit code.
 """
