@@ -41,7 +41,7 @@ book: install
 NBVAL_WORKERS ?= 2
 test: install
 	$(BIN)/ruff check src tests tools _ext chapters conftest.py
-	$(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider -n 2
+	$(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider -n 2 --dist loadfile
 	$(BIN)/pytest --nbval chapters/ -p no:cacheprovider -v -n $(NBVAL_WORKERS) --dist loadfile
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@if ls tests/browser/test_*.py >/dev/null 2>&1; then $(BIN)/pytest tests/browser; fi
