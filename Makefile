@@ -39,12 +39,18 @@ book: install
 # committed outputs by the course's rules: tests/nbval_course.py); then the website and its
 # browser tests. NBVAL_WORKERS notebooks run at once (one PyTorch thread each).
 NBVAL_WORKERS ?= 2
+# Each step prints its wall time ("[time] ..."), for the README's table of where CI's time goes.
+START = s=$$(date +%s);
+DONE = && echo "[time] $(1): $$(( $$(date +%s) - s )) s"
 test: install
-	$(BIN)/ruff check src tests tools _ext chapters conftest.py
-	$(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider -n 2 --dist loadfile
-	$(BIN)/pytest --nbval chapters/ -p no:cacheprovider -v -n $(NBVAL_WORKERS) --dist loadfile
-	$(BIN)/jupyter-book build . -W -n --keep-going
-	@if ls tests/browser/test_*.py >/dev/null 2>&1; then $(BIN)/pytest tests/browser; fi
+	@$(START) $(BIN)/ruff check src tests tools _ext chapters conftest.py $(call DONE,lint)
+	@$(START) $(BIN)/pytest tests --ignore=tests/browser -p no:cacheprovider -n 2 --dist loadfile \
+	  $(call DONE,unit exercise and grading tests)
+	@$(START) $(BIN)/pytest --nbval chapters/ -p no:cacheprovider -v -n $(NBVAL_WORKERS) \
+	  --dist loadfile $(call DONE,notebook tests (nbval))
+	@$(START) $(BIN)/jupyter-book build . -W -n --keep-going $(call DONE,book build)
+	@if ls tests/browser/test_*.py >/dev/null 2>&1; then \
+	  $(START) $(BIN)/pytest tests/browser $(call DONE,browser tests); fi
 
 # Re-execute the chapter notebooks from their sources (after changing a chapter or src/).
 notebooks: install
