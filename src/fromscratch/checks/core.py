@@ -297,9 +297,13 @@ def _clone(obj):
 
 
 def strict_mode(strict: Optional[bool]) -> bool:
+    """Whether a check that does not pass raises: when asked, under the course's grader
+    (FROMSCRATCH_STRICT_CHECKS=1), and under nbgrader's Validate and autograde (nbgrader
+    sets NBGRADER_EXECUTION), so that its "passes all the tests" is true."""
     if strict is not None:
         return strict
-    return os.environ.get("FROMSCRATCH_STRICT_CHECKS", "0") == "1"
+    return (os.environ.get("FROMSCRATCH_STRICT_CHECKS", "0") == "1"
+            or bool(os.environ.get("NBGRADER_EXECUTION")))
 
 
 def finish(result: CheckResult, strict: Optional[bool] = None) -> CheckResult:
