@@ -106,6 +106,6 @@ def test_committed_build_time_is_within_the_chapter_budget(path):
         f"`python tools/build_notebooks.py {path.stem}` on an idle machine")
     budget, seconds = budget_seconds(path.stem), record["build_seconds"]
     assert seconds <= OVER_BUDGET * budget, (
-        f"{path.name} took {seconds:.0f} s to build (load average {record.get('load_average_before')} "
-        f"before), over its budget of {budget} s by more than {OVER_BUDGET - 1:.0%}: make it "
+        f"{path.name} took {seconds:.0f} s to build ({record.get('cpu_busy_before')} of the CPU "
+        f"busy before), over its budget of {budget} s by more than {OVER_BUDGET - 1:.0%}: make it "
         "faster (fewer steps, smaller probes, stored results), or rebuild on an idle machine")

@@ -50,14 +50,32 @@ def budget_seconds(stem: str) -> int:
     return BUDGET_S.get(stem, DEFAULT_BUDGET_S)
 
 
-def build_record(seconds: float, load_before: float) -> dict:
-    """What the notebook's metadata keeps of its build: the time it took, the machine's
-    load when it started (a busy machine makes the time meaningless) and the versions."""
+def cpu_busy(seconds: float = 1.0):
+    """The fraction of all cores busy over the next ``seconds`` (from /proc/stat; ``None``
+    where there is none): other work running beside a build makes its time too long."""
+    def sample():
+        with open("/proc/stat") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def build_record(seconds: float, busy_before) -> dict:
+    """What the notebook's metadata keeps of its build: the time it took, how busy the
+    cores were just before (other work makes the time meaningless) and the versions."""
     import platform
 
     import torch
 
-    return {"build_seconds": round(seconds, 1), "load_average_before": round(load_before, 2),
+    busy = None if busy_before is None else round(busy_before, 2)
+    return {"build_seconds": round(seconds, 1), "cpu_busy_before": busy,
             "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "torch": torch.__version__.split("+")[0]}
 
@@ -185,12 +203,12 @@ def main(argv=None) -> int:
                 print(f"{target.name}: out of date; run python tools/build_notebooks.py {src.stem}")
                 status = 1
             continue
-        load = os.getloadavg()[0]
-        if load > 0.5:
-            print(f"{target.name}: the machine is busy (load average {load:.1f}); "
+        busy = cpu_busy()
+        if busy is not None and busy > 0.2:
+            print(f"{target.name}: {busy:.0%} of the CPU is busy with other work; "
                   "the recorded build time will be too long")
         seconds = execute(nb)
-        nb.metadata["fromscratch"] = build_record(seconds, load)
+        nb.metadata["fromscratch"] = build_record(seconds, busy)
         nbformat.write(nb, target)
         budget = budget_seconds(src.stem)
         print(f"{target.name}: executed in {seconds:.1f} s (budget {budget} s)")
