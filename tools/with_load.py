@@ -2,17 +2,23 @@
 
     python tools/with_load.py 2 -- pytest --nbval chapters/
 
-starts 2 busy processes, runs the command, stops them, and exits with its exit code.
+starts 2 busy processes, runs the command, stops them, and exits with its exit code. Each
+busy process runs in a session of its own, as separate jobs or users do: Linux shares the
+CPU fairly between sessions (autogroups), so busy processes in the command's own session
+would take much less from it than other jobs on the machine do.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 
 
 def _spin() -> None:
+    if hasattr(os, "setsid"):
+        os.setsid()
     x = 0
     while True:
         x = (x * 1103515245 + 12345) % 2147483648
