@@ -48,11 +48,11 @@ def pytest_configure(config):
     # The kernels inherit this environment.
     os.environ["FROMSCRATCH_PROGRESS"] = "0"
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    # One PyTorch thread per kernel. With two threads, every parallel op ends at a barrier
-    # where one thread spins until the other is scheduled again; on a loaded machine (CI
-    # beside other jobs, or two notebooks at once on two cores) that stretches a 20 s cell
-    # past any timeout. One thread each, and two notebooks at a time on two cores, uses the
-    # cores without that wait. Set OMP_NUM_THREADS yourself to override.
+    # One PyTorch thread per kernel. With two threads, a thread that reaches the end of an
+    # operation first spins until its partner is scheduled again; beside four busy jobs a
+    # 2.5 s training run took 34 s that way and 8 s with one thread (README). One thread
+    # each, two notebooks at a time on two cores, uses the cores without that wait. Set
+    # OMP_NUM_THREADS yourself to override.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
