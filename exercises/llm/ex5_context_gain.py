@@ -13,8 +13,8 @@
 # as targets; compute the cross-entropy (nats) at every position of every window; average
 # over windows; return **the mean loss over positions 0-7 minus the mean loss over
 # positions 56-63** (bands of 8, since single positions are noisy). The check runs it on
-# a GPT trained for 400 steps (`model`, made by the setup below; the chapter's own
-# `model` works too) and the validation characters (`val_ids`). Then plot the whole
+# the chapter's trained GPT (`model`) and the validation characters (`val_ids`); in an
+# assignment notebook a setup cell trains a GPT for 400 steps first. Then plot the whole
 # curve: where does the gain stop? Does the chapter's 8-gram flatten earlier?
 
 # %% [setup]

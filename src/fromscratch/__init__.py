@@ -13,6 +13,9 @@ The folders mirror the course:
 """
 
 from .config import device, scale, seed_everything
+from .hints import install_restart_hint
+
+install_restart_hint()  # in a notebook: a NameError after a restart says what to run
 
 __version__ = "0.1.0"
 __all__ = ["device", "scale", "seed_everything", "__version__"]
