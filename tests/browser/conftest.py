@@ -27,8 +27,8 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _skip_reason():
-    if not (HTML / "index.html").exists():
+def _skip_reason(needs_site: bool = True):
+    if needs_site and not (HTML / "index.html").exists():
         return f"no built website at {HTML}: run `jupyter-book build .` first"
     if not CHROMIUM.exists():
         return f"no Chromium at {CHROMIUM}: run tools/install_browser.sh"
@@ -38,10 +38,11 @@ def _skip_reason():
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = _skip_reason()
     for item in items:
-        if "browser" in item.keywords and reason:
-            item.add_marker(pytest.mark.skip(reason=reason))
+        if "browser" in item.keywords:  # every test in this folder
+            reason = _skip_reason(needs_site="site" in item.fixturenames)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

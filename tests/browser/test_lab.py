@@ -1,0 +1,121 @@
+"""The learner's path in JupyterLab, driven in headless Chromium: JupyterLab is started by
+the test on 127.0.0.1 (its own token, a temporary folder as its root) with the course's
+virtual environment, as the README tells learners to start it.
+
+* nbgrader's Validate button does not report success for a wrong answer;
+* an exercise check run after a restart (nothing above it run) says what to run;
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from fromscratch.grading.cli import assign_main
+
+ROOT = Path(__file__).resolve().parents[2]
+JUPYTER = Path(sys.executable).with_name("jupyter")
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "fromscratch-test"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() or not JUPYTER.exists(),
+    reason="needs Debian's Chromium (tools/install_browser.sh) and JupyterLab in this environment")
+
+WRONG = ("import torch\n\n\ndef max_pool2d(x, kernel_size, stride=None):\n"
+         "    return torch.nn.functional.avg_pool2d(x, kernel_size, stride)\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server over a folder holding an assignment and a chapter copy."""
+    root = tmp_path_factory.mktemp("lab")
+    assert assign_main(["cnn", "-e", "cnn-max-pool", "-n", "hw", "-o", str(root)]) == 0
+    nb = nbformat.read(root / "hw.ipynb", as_version=4)
+    next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")).source = WRONG
+    nbformat.write(nb, root / "wrong.ipynb")
+    shutil.copy(ROOT / "chapters" / "02_rnn.ipynb", root / "02_rnn.ipynb")
+    port = _free_port()
+    log = open(root / "lab.log", "w")
+    proc = subprocess.Popen(
+        [str(JUPYTER), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=", "--allow-root"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:])
+            time.sleep(0.5)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _open(browser_context, lab, name):
+    page = browser_context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(f"{lab}/lab/tree/{name}?token={TOKEN}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+    return page
+
+
+def _dialog_text(page) -> str:
+    dialog = page.wait_for_selector(".jp-Dialog-content")
+    deadline = time.time() + 240
+    text = dialog.inner_text()
+    while ("Validating" in text or not text.strip()) and time.time() < deadline:
+        time.sleep(1)
+        text = dialog.inner_text()
+    return text
+
+
+@pytest.mark.lab
+def test_validate_does_not_report_success_for_a_wrong_answer(browser_context, lab):
+    page = _open(browser_context, lab, "wrong.ipynb")
+    try:
+        page.get_by_role("button", name="Validate").first.click()
+        text = _dialog_text(page)
+        assert "Success" not in text, text[:2000]
+        assert "[FAIL] cnn-max-pool" in text, text[:2000]
+    finally:
+        page.close()
+
+
+@pytest.mark.lab
+def test_an_exercise_check_after_a_restart_says_what_to_run(browser_context, lab):
+    page = _open(browser_context, lab, "02_rnn.ipynb")
+    try:
+        cell = page.locator(".jp-CodeCell", has_text="check_stream_perplexity(").last
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        output = cell.locator(".jp-OutputArea")
+        output.get_by_text("[hint]").first.wait_for()
+        text = output.inner_text()
+        assert "NameError" in text and "Run All Above Selected Cell" in text, text[:2000]
+    finally:
+        page.close()
