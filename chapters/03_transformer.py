@@ -50,7 +50,7 @@ from fromscratch import device, seed_everything
 from fromscratch.data import count_task, reverse_task, two_relations
 from fromscratch.models import rnn
 from fromscratch.models import transformer as tr
-from fromscratch.plotting import heatmap, plot_lines, show_source
+from fromscratch.plotting import heatmap, plot_lines, show, show_source
 from fromscratch.report import bound, record
 from fromscratch.training import best_time, count_parameters, fit
 
@@ -204,7 +204,9 @@ assert no_pos < 1e-5 and with_pos > 0.1
 # %%
 pe = tr.sinusoidal_positions(64, 32)  # (positions, features)
 heatmap(pe.T, xlabel="position", ylabel="feature", cmap="RdBu_r",
-        title="sinusoidal positional encodings", cbar_label="value")
+        title="sinusoidal positional encodings", cbar_label="value",
+        caption=("Sinusoidal positional encodings: each column is one position, "
+                 "each row one feature; low features change fast, high ones slowly."))
 shift = 3
 angle = shift * torch.exp(-math.log(10000.0) * torch.arange(0, 32, 2) / 32)  # (16,)
 sin, cos = pe[:-shift, 0::2], pe[:-shift, 1::2]
@@ -366,7 +368,9 @@ for ax, maps, name in [(axes[0], untrained_maps, "before training (control)"),
            ylabel="query position t")
 axes[1].legend(loc="lower left", fontsize=8)
 fig.colorbar(im, ax=axes, label="mean attention weight")
-plt.show()
+show(fig, caption=("One head's attention weights on the reversal task before "
+                   "training (first panel, a control) and after (second panel); "
+                   "crosses mark the keys that reversal needs."))
 
 # %% [markdown]
 # The trained head puts most of each query's weight on the predicted key (the crosses);
@@ -454,7 +458,10 @@ heatmap(torch.cat([relation_models[0].attention_maps(X_rel_val)[0].mean(0)[h]
                    for h in range(2)], dim=1),
         xlabel="key position (head 0 | head 1)", ylabel="query position",
         title="seed 0: mean attention of the two heads",
-        cbar_label="mean attention weight")
+        cbar_label="mean attention weight",
+        caption=("Mean attention of the two heads of a trained model on the two-"
+                 "relation task: one head looks at the previous token, the other at"
+                 " the first."))
 
 # %% [markdown]
 # The maps show the two relations: one head's weight sits on the diagonal just below the
@@ -540,7 +547,9 @@ assert written_accuracy(transformer_rw, *rw_test) > 0.98 and lstm_test < 0.9
 plot_lines(range(1, 11), {"Transformer": transformer_hist.val_metric,
                           "LSTM (seed 0)": lstm_runs[lstm_lr][1].val_metric},
            xlabel="epoch", ylabel="validation token accuracy",
-           title="reverse, read then write")
+           title="reverse, read then write",
+           caption=("Validation token accuracy per epoch on reversal for the "
+                    "Transformer and the LSTM."))
 
 # %% [markdown]
 # Within the same 10 epochs the Transformer solves the task and the LSTM does not. Where
@@ -561,7 +570,9 @@ ax.plot(range(LENGTH), by_position(transformer_rw), "s--", label="Transformer")
 ax.set(xlabel="output position (0 = written first = read last)", ylim=(0, 1.05),
        ylabel="test token accuracy", title="accuracy by output position")
 ax.legend()
-plt.show()
+show(fig, caption=("Test accuracy at each output position on reversal for the LSTM "
+                   "and the Transformer: the LSTM loses accuracy on the outputs it "
+                   "read longest ago."))
 for t in (0, 9):
     steps = f"{2 * t + 1} step" + "s" * (t > 0)
     print(f"output position {t} (its token was read {steps} earlier): "
@@ -614,7 +625,9 @@ for name, s in seconds.items():
 ax.set(xlabel="sequence length T (tokens)", ylabel="forward + backward (ms)",
        title="one layer, width 64, one sequence, 2-core CPU")
 ax.legend()
-plt.show()
+show(fig, caption=("Time for one forward and backward pass of one layer against "
+                   "sequence length (log-log) for an attention layer, this course's"
+                   " LSTM and PyTorch's nn.LSTM on a 2-core CPU."))
 
 # %% tags=["nbval-ignore-output"]
 print(f"{'T':>5} | {'sequential steps':>16} | " + " | ".join(f"{n:>18}" for n in timed))

@@ -54,7 +54,7 @@ from fromscratch.data import BPETokenizer, CharVocab, load_text, repeated_tokens
 from fromscratch.models import gpt, preference
 from fromscratch.models.gpt import GPT, GPTConfig, LMRecipe, generate, lm_loss, train_lm
 from fromscratch.models.ngram import NGramModel
-from fromscratch.plotting import plot_lines, show_source
+from fromscratch.plotting import plot_lines, show, show_source
 from fromscratch.report import bound, record
 from fromscratch.training import Timer, best_time, count_parameters
 
@@ -297,7 +297,9 @@ ax.axhline(1.61, color="black", ls=":", label="bar: 1.61")
 ax.set(xlabel="training time (s)", ylabel="validation loss (nats/char)",
        ylim=(1.4, 2.6), title="Language models on the same split")
 ax.legend(fontsize=7, ncol=2)
-plt.show()
+show(fig, caption=("Validation loss against training time for this run of the GPT, "
+                   "the stored runs of the best GPT, nanoGPT's recipe and the LSTM,"
+                   " beside n-gram baselines and the bar."))
 
 # %% [markdown]
 # The GPT and the LSTM pass the order-8 counting model. But counting is not done: with longer
@@ -352,7 +354,10 @@ for tau in temperatures:
     entropy.append(-(p * p.clamp_min(1e-12).log()).sum(-1).mean().item())
 plot_lines(temperatures, {"mean entropy": entropy}, xlabel="temperature",
            ylabel="entropy of the next character (nats)",
-           hline=math.log(len(char_vocab)), hline_label="uniform")
+           hline=math.log(len(char_vocab)), hline_label="uniform",
+           caption=("Mean entropy of the next-character distribution as sampling "
+                    "temperature grows; the dashed line is a uniform choice over "
+                    "the vocabulary."))
 print(" | ".join(f"T={t}: {h:.2f}" for t, h in zip(temperatures, entropy)))
 assert all(a < b for a, b in zip(entropy, entropy[1:]))
 
@@ -453,7 +458,9 @@ for ax, x, y, slope, icpt, label in [
 axes[0].set_title(f"size, at {SCALE_STEPS * SCALE_BATCH * 64:,} characters")
 axes[1].set_title("characters seen, width 64")
 plt.tight_layout()
-plt.show()
+show(fig, caption=("Final validation loss against model size (first panel) and against "
+                   "characters seen in training (second panel), on log-log axes, with "
+                   "straight-line fits."))
 
 # %% [markdown]
 # Both fall, and a straight line on log-log axes describes each to within its few
@@ -567,7 +574,9 @@ ax.set(xlabel="key position", ylabel="query position",
        title=f"2 layers: last layer, head {best_head}")
 ax.legend(loc="lower left")
 fig.colorbar(image, ax=ax, label="attention weight")
-plt.show()
+show(fig, caption=("Attention of the best head in the last layer of the 2-layer "
+                   "model on a repeated sequence: crosses mark the induction "
+                   "targets (the token after the earlier copy)."))
 
 # %% [markdown]
 # Every head of the 2-layer model's last layer puts most of its weight on the induction

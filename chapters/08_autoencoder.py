@@ -59,7 +59,7 @@ from fromscratch import device, seed_everything
 from fromscratch import generative as gen
 from fromscratch.data import load_digits_split
 from fromscratch.models import vae as V
-from fromscratch.plotting import show_images, show_source
+from fromscratch.plotting import show, show_images, show_source
 from fromscratch.report import bound, mean_sd, record
 from fromscratch.training import best_time, count_parameters
 
@@ -168,7 +168,10 @@ rec8 = pca8.inverse_transform(pca8.transform(X_test[:10].flatten(1).numpy()))
 rows.append(torch.tensor(np.clip(rec8, 0, 1)).reshape(10, 1, 8, 8))
 show_images(torch.cat(rows) * 16, ncols=10, size=0.9, colorbar=True,
             cbar_label="grey level",
-            suptitle="rows: test digits, autoencoder (8 numbers), PCA (8 components)")
+            suptitle="rows: test digits, autoencoder (8 numbers), PCA (8 components)",
+            caption=("Test digits (top row), their autoencoder reconstructions from"
+                     " 8 numbers (middle) and PCA reconstructions from 8 components"
+                     " (bottom)."))
 
 # %% [markdown]
 # (probe)=
@@ -370,7 +373,9 @@ axes[1].set(xlabel="epoch", ylabel="KL (nats / image)", title="KL term")
 for ax in axes:
     ax.legend()
 fig.tight_layout()
-plt.show()
+show(fig, caption=("The two terms of the VAE's loss per epoch for each seed: "
+                   "reconstruction (first panel, log scale) and KL divergence from the "
+                   "prior (second panel)."))
 
 # %% [markdown]
 # The reconstruction term falls by an order of magnitude. The KL term first drops to
@@ -479,7 +484,10 @@ show_images(torch.cat([generated["VAE, prior N(0, I)"][0][:16],
                        generated["autoencoder, N(0, I)"][0][:16]]),
             ncols=16, size=0.6, colorbar=True, cbar_label="grey level",
             suptitle="rows: VAE prior samples, autoencoder + fitted Gaussian, "
-            "autoencoder + N(0, I)")
+            "autoencoder + N(0, I)",
+            caption=("Sixteen samples each from the VAE's prior (top), from the "
+                     "autoencoder decoding a Gaussian fitted to its codes (middle),"
+                     " and from the autoencoder decoding N(0, I) (bottom)."))
 
 # %% [markdown]
 # The VAE's prior samples score FD 15.7 ± 2.6, about half the full-covariance Gaussian
@@ -571,7 +579,10 @@ rows = [interpolate(m, a, b)[:, 0] for m in (None, aes[0], vae)]
 show_images(torch.cat(rows), ncols=len(steps), size=0.8, colorbar=True,
             cbar_label="grey level",
             titles=[f"t={t:.2f}" for t in steps.tolist()] + [""] * (2 * len(steps)),
-            suptitle="rows: pixel blend, autoencoder, VAE")
+            suptitle="rows: pixel blend, autoencoder, VAE",
+            caption=("Interpolating between two test digits: blending pixels (top),"
+                     " walking in the autoencoder's latent space (middle) and in "
+                     "the VAE's (bottom)."))
 
 # %% [markdown]
 # The VAE's midpoints are the most digit-like: FD 38.2 ± 1.9, against 53.8 ± 3.6 for
@@ -617,7 +628,9 @@ ax.set(xlabel="rate: KL per test image (nats)", ylabel="distortion: RMSE (grey l
        title="rate-distortion curve of the VAE")
 ax.legend()
 fig.tight_layout()
-plt.show()
+show(fig, caption=("Rate (KL per image) against distortion (reconstruction error) "
+                   "of VAEs trained with several values of beta, beside PCA with 8 "
+                   "components."))
 
 # %% [markdown]
 # Rate and distortion trade off as the theory says: from β = 0.25 to β = 4 the KL falls

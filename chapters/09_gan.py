@@ -54,7 +54,7 @@ from fromscratch import device, seed_everything
 from fromscratch import generative as gen
 from fromscratch.data import load_digits_split
 from fromscratch.models import gan as G
-from fromscratch.plotting import show_images, show_source
+from fromscratch.plotting import show, show_images, show_source
 from fromscratch.report import bound, mean_sd, record
 from fromscratch.training import best_time, count_parameters
 
@@ -238,7 +238,9 @@ ax.set(xscale="log", yscale="log", xlabel="D(G(z)): discriminator's P(real)",
        ylabel="|d loss / d logit|", title="generator losses: slope against D(G(z))")
 ax.legend(loc="lower right", fontsize=8)
 fig.tight_layout()
-plt.show()
+show(fig, caption=("Slope of the two generator losses against the discriminator's "
+                   "belief that a fake sample is real; dots are the untrained "
+                   "generator's samples."))
 
 # %% [markdown]
 # After 200 steps the discriminator gives every sample of the untrained generator a
@@ -340,7 +342,8 @@ for r, hist in enumerate(ring_runs["plain"]):
             ax.set_xlabel("x")
 fig.suptitle("plain GAN on the ring (red: the 8 centres), 5 seeds over training time")
 fig.tight_layout()
-plt.show()
+show(fig, caption=("Samples of a plain GAN on a ring of 8 Gaussians (red crosses) "
+                   "for 5 seeds (rows) at several training steps (columns)."))
 
 # %% [markdown]
 # Modes covered, per seed, at each snapshot, and the **width** of the samples at the
@@ -475,7 +478,10 @@ for ax, name in zip(axes, digit_runs):
 axes[0].set_ylabel("FD (450 samples, log scale)")
 axes[1].legend(fontsize=7, ncol=2)
 fig.tight_layout()
-plt.show()
+show(fig, caption=("Frechet distance per training step of the plain and the "
+                   "minibatch-std GAN for each seed, raw weights (dashed) and their"
+                   " moving average (solid), beside the full-covariance Gaussian "
+                   "and the bar."))
 
 # %% [markdown]
 # The exact FDs differ on another CPU (training is chaotic: even the rounding
@@ -557,7 +563,10 @@ axes[1].set(xlabel="training step", ylabel="D(train) - D(held out)",
 axes[0].legend(fontsize=7)
 axes[1].legend(fontsize=7)
 fig.tight_layout()
-plt.show()
+show(fig, caption=("The plain GAN trained past its budget: Frechet distance "
+                   "(first panel) and the discriminator's train minus held-out "
+                   "score (second panel), "
+                   "which grows as it memorises."))
 
 # %% tags=["nbval-ignore-output"]
 best_ema = [min(e) for e in fd_ema["plain"]]
@@ -657,7 +666,10 @@ nearest = train_digits[dist.argmin(1)]
 show_images(torch.cat([s0, nearest, samples["plain"][0][:12]]), ncols=12, size=0.75,
             colorbar=True, cbar_label="grey level",
             suptitle="rows: minibatch-std GAN (EMA), nearest training digit, plain GAN "
-            "(EMA)")
+            "(EMA)",
+            caption=("Samples from the minibatch-std GAN (top), the nearest "
+                     "training digit to each (middle), and samples from the plain "
+                     "GAN (bottom)."))
 
 # %% [markdown]
 # The samples are sharp, varied digits of all ten classes (class entropy close to the

@@ -53,7 +53,7 @@ from fromscratch import generative as gen
 from fromscratch.data import load_digits_split
 from fromscratch.models import diffusion as D
 from fromscratch.models import vae as V
-from fromscratch.plotting import show_images, show_source
+from fromscratch.plotting import show, show_images, show_source
 from fromscratch.report import mean_sd, read_metrics, record
 from fromscratch.training import best_time, count_parameters
 
@@ -150,7 +150,9 @@ show_images(trajectory.reshape(-1, 1, 8, 8), ncols=len(show_steps), size=0.8,
             symmetric=True, shared_scale=True, colorbar=True,
             cbar_label="model-space value",
             titles=[f"t={t}" for t in show_steps],
-            suptitle="one digit under the forward process (one noise draw)")
+            suptitle="one digit under the forward process (one noise draw)",
+            caption=("One digit under the forward noising process at growing steps "
+                     "t (one noise draw)."))
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
@@ -163,7 +165,8 @@ ax.set(yscale="log", xlabel="step t", ylabel="signal-to-noise ratio",
        title="how much of the image is left", ylim=(1e-5, 1e4))
 ax.legend()
 fig.tight_layout()
-plt.show()
+show(fig, caption=("Signal-to-noise ratio at each step for the cosine and the "
+                   "linear noise schedules (log scale)."))
 
 # %% [markdown]
 # Signal and noise have equal variance (the grey line) at the middle step under the
@@ -246,7 +249,8 @@ ax.set(xlabel="training step", ylabel="noise-prediction MSE (per value)",
        title="training loss (mean over 100 steps)", yscale="log")
 ax.legend()
 fig.tight_layout()
-plt.show()
+show(fig, caption=("Noise-prediction training loss for each seed (mean over 100 "
+                   "steps, log scale)."))
 
 # %% [markdown]
 # The loss falls from 1 (the network predicts nothing; the noise has variance 1) and
@@ -334,7 +338,9 @@ print(f"{'full-covariance Gaussian':22s} FD {table['gaussian_full']['fd']:.2f}")
 # %% tags=["nbval-ignore-output"]
 show_images(torch.cat([ancestral[:16], ddim25[0][:16]]), ncols=16, size=0.6,
             colorbar=True, cbar_label="grey level",
-            suptitle="rows: ancestral sampling (1,000 steps), DDIM (25 steps); seed 0")
+            suptitle="rows: ancestral sampling (1,000 steps), DDIM (25 steps); seed 0",
+            caption=("Samples from ancestral sampling with 1,000 steps (top) and "
+                     "DDIM with 25 steps (bottom)."))
 
 # %% [markdown]
 # Both samplers give digits far closer to real ones than the full-covariance Gaussian
@@ -391,7 +397,9 @@ for ax in axes:
     ax.minorticks_off()
     ax.legend(fontsize=8)
 fig.tight_layout()
-plt.show()
+show(fig, caption=("DDIM sampling with fewer steps: Frechet distance (first panel) and "
+                   "sampling time (second panel) against the number of steps, beside "
+                   "ancestral sampling."))
 
 # %% [markdown]
 # Sampling time grows in proportion to the number of network calls, so 25 DDIM steps
@@ -457,13 +465,16 @@ axes[0].legend(fontsize=8)
 axes[0].set_title("does the sample show the digit asked for?")
 axes[1].set_title("how close to the digits' distribution?")
 fig.tight_layout()
-plt.show()
+show(fig, caption=("Classifier-free guidance strength w against label accuracy "
+                   "(first panel) and Frechet distance (second panel)."))
 
 # %% tags=["nbval-ignore-output"]
 rows = [guided[w][0][:12] for w in (0.0, 1.0, 3.0)]
 show_images(torch.cat(rows), ncols=12, size=0.6, colorbar=True, cbar_label="grey level",
             titles=[str(v) for v in labels[:12].tolist()] + [""] * 24,
-            suptitle="asked-for digit above; rows: w = 0, 1, 3 (seed 0)")
+            suptitle="asked-for digit above; rows: w = 0, 1, 3 (seed 0)",
+            caption=("Samples asked for the digit above each column, with guidance "
+                     "w = 0 (top), 1 and 3 (bottom)."))
 
 # %% [markdown]
 # Unconditional samples ($w = 0$) get the label right only by chance (about 0.1), and
@@ -538,7 +549,9 @@ print(f"VAE decoding N(0, I) prior samples (chapter 8's generator): FD {vae_prio
 # %% tags=["nbval-ignore-output"]
 show_images(torch.cat([ddim25[0][:16], latent_samples[0][:16]]), ncols=16, size=0.6,
             colorbar=True, cbar_label="grey level",
-            suptitle="rows: pixel-space diffusion, latent diffusion (DDIM 25, seed 0)")
+            suptitle="rows: pixel-space diffusion, latent diffusion (DDIM 25, seed 0)",
+            caption=("Samples from pixel-space diffusion (top) and latent diffusion"
+                     " in chapter 8's VAE (bottom)."))
 
 # %% [markdown]
 # Latent diffusion trains faster (an 8-wide input and a smaller network) and samples
