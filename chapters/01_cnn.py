@@ -31,7 +31,7 @@
 # | Translation invariance (approximate) | [Shifted inputs](shift-test) |
 # | Hierarchy: edges, then parts | [Feature maps by depth](hierarchy) |
 
-# %%
+# %% tags=["hide-input"]
 import torch
 import torch.nn.functional as F
 from IPython.display import Markdown
@@ -54,7 +54,7 @@ from fromscratch.plotting import (
     show_images,
     show_source,
 )
-from fromscratch.report import bound, record
+from fromscratch.report import bound, record, show_table
 from fromscratch.training import (
     accuracy,
     best_time,
@@ -170,8 +170,9 @@ torch.set_num_threads(1)  # one thread: tiny operations are not held up by the o
 for name, fn in [("loops", cnn.conv2d_loops), ("unfold + matmul", cnn.conv2d_unfold),
                  ("F.conv2d", F.conv2d)]:
     timings[name] = best_time(lambda fn=fn: fn(xb, wb, None, 1, 1), repeat=5)
-    print(f"{name:>16}: {1e3 * timings[name]:8.3f} ms")
 torch.set_num_threads(threads)
+show_table(["convolution", "time (best of 5)"],
+           [[name, f"{1e3 * t:.3f} ms"] for name, t in timings.items()])
 speedup = timings["loops"] / timings["unfold + matmul"]
 print(f"unfold + matmul is {speedup:.0f}x faster than the loops")
 assert speedup > 5, "the matrix-multiply form should be far faster than Python loops"
@@ -202,10 +203,11 @@ config = cnn.CNNConfig.default()
 print(config)
 model = cnn.DigitsCNN(config)
 h = split.X_train[:2]
-print(f"{'input':>30}: {tuple(h.shape)}")
+shapes = [["input", tuple(h.shape)]]
 for layer in [*model.block1, *model.block2, *model.head]:
     h = layer(h)
-    print(f"{type(layer).__name__:>30}: {tuple(h.shape)}")
+    shapes.append([type(layer).__name__, tuple(h.shape)])
+show_table(["layer", "output shape"], shapes)
 
 # %% [markdown]
 # (weight-sharing)=

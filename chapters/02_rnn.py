@@ -35,7 +35,7 @@
 # | The final state encodes the first symbol | [A probe, against an untrained LSTM](memory-task) |
 # | Text can be modelled and generated | [A character model against an n-gram](char-model) |
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
@@ -251,7 +251,7 @@ assert sweep[0.5][-1] < 1e-6 * sweep[0.5][0] and sweep[2.0][-1] > 100 * sweep[2.
 # Now train all five models with the same recipe (4 epochs of Adam, gradients clipped at
 # norm 1) and follow their validation accuracy:
 
-# %%
+# %% tags=["hide-input"]
 histories = {}
 for name, m in models.items():
     histories[name] = fit(m, (X_task, y_task), val=(X_val_task, y_val_task), epochs=4,
@@ -299,7 +299,7 @@ assert acc["LSTM, forget bias 3"] >= 0.95, acc
 # loss is small, its gradient is small everywhere; so we divide by the gradient at
 # distance 0 and compare the *shape*: how much of the gradient reaches each step.
 
-# %%
+# %% tags=["hide-input"]
 after = {name: grad_profile(models[name]) for name in ("RNN", "LSTM, forget bias 3")}
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
 for (name, g), color in zip(after.items(), ["C0", "C4"]):

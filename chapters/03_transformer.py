@@ -10,8 +10,8 @@
 # the square of the length, and it has no built-in sense of order.
 #
 # This chapter builds the Transformer's pieces one at a time, each checked against
-# PyTorch's own, assembles them into the block that the LLM, MoE, SSM, VLM and VLA chapters
-# reuse, and then measures each key idea: what attention looks at, what separate heads do,
+# PyTorch's own, assembles them into the block that the GPT of the next chapter is built
+# from, and then measures each key idea: what attention looks at, what separate heads do,
 # what positional encodings add, and what parallelism costs and buys.
 #
 # ```{admonition} Learning objectives
@@ -38,7 +38,7 @@
 # | Positional encodings inject order | [Permutation test; order and order-free tasks](positions) |
 # | Parallel, no sequential bottleneck | [Against the LSTM on the same task](baseline); [time against length](timing) |
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -51,7 +51,7 @@ from fromscratch.data import count_task, reverse_task, two_relations
 from fromscratch.models import rnn
 from fromscratch.models import transformer as tr
 from fromscratch.plotting import heatmap, plot_lines, show, show_source
-from fromscratch.report import bound, record
+from fromscratch.report import bound, record, show_table
 from fromscratch.training import best_time, count_parameters, fit
 
 seed_everything(0)
@@ -333,7 +333,7 @@ assert order_acc["count", "none"] >= 0.98
 # the anti-diagonal and show it beside the same head before training (the control: same
 # initial weights).
 
-# %%
+# %% tags=["hide-input"]
 X_rev, Y_rev = reverse_task(2000, LENGTH, 20, seed=200)
 anti = torch.arange(LENGTH).flip(0)  # query t should look at key 9 - t
 
@@ -431,11 +431,11 @@ for seed in range(3):
         keep = (torch.arange(2) != h)[None].float()  # (layers, heads): 0 removes
         removed = relation_accuracy(model, head_mask=keep)
         rows.append((seed, h, *masses[h].tolist(), *full.tolist(), *removed.tolist()))
-print("seed head | weight on prev, first | "
-      "accuracy prev, first: all heads -> head removed")
-for seed, h, m_prev, m_first, a_prev, a_first, r_prev, r_first in rows:
-    print(f"{seed:>4} {h:>4} | {m_prev:>14.2f} {m_first:>6.2f} | {a_prev:>13.3f} "
-          f"{a_first:.3f} -> {r_prev:.3f} {r_first:.3f}")
+show_table(["seed", "head", "weight on prev, first",
+            "accuracy prev, first: all heads -> head removed"],
+           [[seed, h, f"{m_prev:.2f}, {m_first:.2f}",
+             f"{a_prev:.3f}, {a_first:.3f} -> {r_prev:.3f}, {r_first:.3f}"]
+            for seed, h, m_prev, m_first, a_prev, a_first, r_prev, r_first in rows])
 
 # %% [markdown]
 # In every seed the two heads split the work: one puts most of its weight on the previous
@@ -556,7 +556,7 @@ plot_lines(range(1, 11), {"Transformer": transformer_hist.val_metric,
 # does the LSTM go wrong? By output position: the first token written is the last one
 # read (1 step back), the last written is the first read (19 steps back).
 
-# %%
+# %% tags=["hide-input"]
 def by_position(model):  # test accuracy of each output position
     with torch.no_grad():
         pred = model.eval()(rw_test[0])[:, LENGTH:].argmax(-1)
@@ -596,7 +596,7 @@ for t in (0, 9):
 # LSTM layer of the same width 64: the RNN chapter's LSTM (its Python loop, the sequential
 # steps made visible) and PyTorch's `nn.LSTM` (the same loop in C++). Best of 2 timings.
 
-# %%
+# %% tags=["hide-input"]
 torch.manual_seed(0)
 d = 64
 timed = {"attention": tr.MultiHeadAttention(d, 4),
@@ -630,10 +630,9 @@ show(fig, caption=("Time for one forward and backward pass of one layer against 
                    " LSTM and PyTorch's nn.LSTM on a 2-core CPU."))
 
 # %% tags=["nbval-ignore-output"]
-print(f"{'T':>5} | {'sequential steps':>16} | " + " | ".join(f"{n:>18}" for n in timed))
-for i, T in enumerate(lengths):
-    print(f"{T:>5} | {f'1 vs {T}':>16} | "
-          + " | ".join(f"{1e3 * seconds[n][i]:>15.1f} ms" for n in timed))
+show_table(["T", "sequential steps", *timed],
+           [[T, f"1 vs {T}", *(f"{1e3 * seconds[n][i]:.1f} ms" for n in timed)]
+            for i, T in enumerate(lengths)])
 
 # %% [markdown]
 # The timing ratios move with the machine, so only what holds with a wide margin is
@@ -663,8 +662,8 @@ assert fused_faster
 # thousands of cores the picture changes: attention's one step keeps them all busy while
 # the LSTM's $T$ dependent steps cannot start early; that, and the direct paths
 # between any two positions that the reverse task showed, are why Transformers replaced
-# RNNs for training on long texts. The price of $T^2$ remains, and the state space model
-# chapter returns to it.
+# RNNs for training on long texts. The price of $T^2$ remains: the next chapter's key-value
+# cache makes each generated token cheaper, but the cost of reading a long context stays.
 #
 # ## Results
 

@@ -33,8 +33,7 @@ def _png(fig) -> bytes:
 def _static(fig, caption: str = "") -> tuple:
     """The static view: PNG bytes, and the figure metadata the website reads (alt text,
     caption, and a phone layout: :func:`fromscratch.plotting.show` explains them)."""
-    from .plotting import (DPI, FIGURE_METADATA_KEY, describe, narrow_layout, png_bytes,
-                           smallest_text_pt)
+    from .plotting import DPI, FIGURE_METADATA_KEY, describe, narrow_layout, png_bytes, smallest_text_pt
 
     meta = {"alt": describe(fig), "dpi": DPI, "font_pt": smallest_text_pt(fig)}
     if caption:
