@@ -54,10 +54,12 @@
       if (item.closest(".wide-scroll") && !item.classList.contains("wide-scroll") &&
           item.tagName !== "TABLE") return;
       var el = scroller(item);
-      var column = el.parentElement.getBoundingClientRect().width;
       el.classList.remove("wide-scroll");
-      var wide = el.scrollWidth > Math.ceil(el.getBoundingClientRect().width) + 1 ||
-                 el.getBoundingClientRect().width > column + 1;
+      var limit = el.parentElement.getBoundingClientRect().right;
+      var box = el.getBoundingClientRect();
+      if (box.width === 0) return;  // not shown at this width
+      var wide = (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) ||
+                 box.right > limit + 1;
       var hint = el.previousElementSibling;
       var hasHint = hint && hint.classList.contains("scroll-hint");
       if (wide) {
