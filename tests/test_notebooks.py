@@ -38,6 +38,13 @@ def test_notebook_is_executed_without_errors_and_listed(path):
     assert f"chapters/{path.stem}" in toc
     figures = [o for c in code for o in c["outputs"] if "image/png" in o.get("data", {})]
     assert len(figures) >= 4, "each chapter shows its experiments as figures"
+    # every figure went through fromscratch.plotting.show (or an explorer): a caption for
+    # the website's numbered figure, and a phone layout
+    for k, out in enumerate(figures, start=1):
+        meta = out.get("metadata", {}).get("fromscratch_figure") or {}
+        assert len(meta.get("caption", "")) >= 30, (
+            f"figure {k} has no caption: show it with fromscratch.plotting.show(fig, caption=...)")
+        assert meta.get("narrow") and meta.get("font_pt"), f"figure {k} has no phone layout"
 
 
 def test_recorded_quality_figures_meet_the_bars():
