@@ -116,14 +116,18 @@ def narrow_layout(fig, width: float = PHONE_WIDTH_IN):
     if len(panels) > 1:
         grid = panels[0].get_subplotspec().get_gridspec()
         nrows, ncols = grid.get_geometry()
-        order = sorted(panels, key=lambda a: (a.get_subplotspec().rowspan.start,
-                                              a.get_subplotspec().colspan.start))
         panel_w, panel_h = w / ncols, h / nrows
-        cols = 1 if panel_w >= 3.0 else max(1, min(ncols, int(width // _MIN_PANEL_IN)))
-        rows = -(-len(order) // cols)
+        # panels that only show an image (feature maps, digits) can be smaller than plots
+        images_only = all(ax.get_images() and not ax.axison for ax in panels)
+        smallest = 0.65 if images_only else _MIN_PANEL_IN
+        cols = 1 if panel_w >= 3.0 else max(1, min(ncols, int(width // smallest)))
+        per_row = -(-ncols // cols)  # each original row becomes per_row rows, in order
+        rows = nrows * per_row
         new = fig.add_gridspec(rows, cols)
-        for i, ax in enumerate(order):
-            ax.set_subplotspec(new[i // cols, i % cols])
+        for ax in panels:
+            spec = ax.get_subplotspec()
+            r, j = spec.rowspan.start, spec.colspan.start
+            ax.set_subplotspec(new[r * per_row + j // cols, j % cols])
             if cols == 1:  # shared axes hid inner tick labels; every panel shows its own
                 ax.tick_params(labelbottom=True, labelleft=True)
         height = rows * (max(panel_h * min(1.0, width / cols / panel_w), 2.6 if cols == 1 else 0)
