@@ -137,7 +137,8 @@ def narrow_layout(fig, width: float = PHONE_WIDTH_IN):
         fig.set_size_inches(width, h)
     fig.set_layout_engine("constrained")  # places colour bars, titles and legends
     for mappable, label in bars:
-        fig.colorbar(mappable, ax=panels, label=label or None, shrink=0.9)
+        owners = [a for a in panels if mappable in (*a.get_images(), *a.collections)]
+        fig.colorbar(mappable, ax=owners or panels, label=label or None, shrink=0.9)
     fit_text(fig)
     return fig
 
@@ -169,7 +170,7 @@ def fit_text(fig) -> None:
     if getattr(fig, "_suptitle", None) is not None:
         t = fig._suptitle
         t.set_text(_wrap(t.get_text(), width * 0.95, t.get_fontsize()))
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     fig.canvas.draw()
     for ax in fig.axes:
@@ -181,6 +182,14 @@ def fit_text(fig) -> None:
         w_in, h_in = box.width * width, box.height * fig.get_size_inches()[1]
         if _is_colorbar(ax):
             continue
+        shown = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        # fixed tick labels (token names): keep every k-th, so they do not collide
+        if shown and isinstance(ax.xaxis.get_major_locator(), FixedLocator):
+            chars = max(len(t.get_text()) for t in shown) + 1.5
+            fit = max(2, int(w_in * 72 / (0.6 * shown[0].get_fontsize() * chars)))
+            step = -(-len(shown) // fit)
+            for i, t in enumerate(shown):
+                t.set_visible(i % step == 0)
         title = ax.title
         title.set_text(_wrap(title.get_text(), max(w_in, 1.2), title.get_fontsize()))
         label = ax.xaxis.label
