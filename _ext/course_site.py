@@ -123,8 +123,12 @@ def _on_doctree_read(app, doctree) -> None:
             continue
         count += 1
         number = f"{chapter}.{count}" if chapter is not None else str(count)
-        figure = nodes.figure(classes=["notebook-figure"], ids=[f"figure-{number.replace('.', '-')}"])
-        image.replace_self(figure)
+        # the id goes on a wrapper: a figure with an id would get Sphinx's own "Fig. N"
+        anchor = nodes.container(classes=["notebook-figure-anchor"],
+                                 ids=[f"figure-{number.replace('.', '-')}"])
+        figure = nodes.figure(classes=["notebook-figure"])
+        image.replace_self(anchor)
+        anchor += figure
         figure += image
         if info.get("narrow"):
             raw = base64.b64decode(info["narrow"])
