@@ -31,7 +31,12 @@
   var HINT = "scroll sideways to see all of it";
 
   function scroller(el) {
-    // the element that scrolls: tables scroll in their container (added if missing)
+    // the element that scrolls: a display formula's MathJax container, a table's
+    // container (added if missing), else the element itself
+    if (el.tagName === "DIV") {
+      var typeset = el.querySelector("mjx-container");
+      if (typeset) return typeset;
+    }
     if (el.tagName === "TABLE") {
       var parent = el.parentElement;
       if (parent.classList.contains("pst-scrollable-table-container") ||
