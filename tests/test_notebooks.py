@@ -1,5 +1,6 @@
 """The committed chapter notebooks: built from their sources, executed, listed in the book."""
 
+import base64
 import json
 import subprocess
 import sys
@@ -44,7 +45,10 @@ def test_notebook_is_executed_without_errors_and_listed(path):
         meta = out.get("metadata", {}).get("fromscratch_figure") or {}
         assert len(meta.get("caption", "")) >= 30, (
             f"figure {k} has no caption: show it with fromscratch.plotting.show(fig, caption=...)")
-        assert meta.get("narrow") and meta.get("font_pt"), f"figure {k} has no phone layout"
+        assert meta.get("font_pt"), f"figure {k}: no font size recorded"
+        png = base64.b64decode("".join(out["data"]["image/png"]))
+        if int.from_bytes(png[16:20], "big") > 480:  # would be shown below 3/4 size on a phone
+            assert meta.get("narrow"), f"figure {k} has no phone layout"
 
 
 def test_recorded_quality_figures_meet_the_bars():
