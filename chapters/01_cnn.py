@@ -31,7 +31,7 @@
 # | Translation invariance (approximate) | [Shifted inputs](shift-test) |
 # | Hierarchy: edges, then parts | [Feature maps by depth](hierarchy) |
 
-# %%
+# %% tags=["hide-input"]
 import torch
 import torch.nn.functional as F
 from IPython.display import Markdown
@@ -54,7 +54,7 @@ from fromscratch.plotting import (
     show_images,
     show_source,
 )
-from fromscratch.report import bound, record
+from fromscratch.report import bound, record, show_table
 from fromscratch.training import (
     accuracy,
     best_time,
@@ -81,7 +81,9 @@ fit_set, val_set = split_off_validation(*split.train, fraction=0.2, seed=0)
 print("train:", len(split.y_train), "= fit:", len(fit_set[1]), "+ validation:",
       len(val_set[1]), "| test:", len(split.y_test))
 show_images(split.X_train[:16], titles=split.y_train[:16].tolist(),
-            suptitle="training digits (8x8 pixels, label above)")
+            suptitle="training digits (8x8 pixels, label above)",
+            caption=("Sixteen training digits from scikit-learn's digits set, 8x8 "
+                     "pixels each, with their labels above."))
 
 # %% [markdown]
 # ## Convolution by its definition
@@ -168,8 +170,9 @@ torch.set_num_threads(1)  # one thread: tiny operations are not held up by the o
 for name, fn in [("loops", cnn.conv2d_loops), ("unfold + matmul", cnn.conv2d_unfold),
                  ("F.conv2d", F.conv2d)]:
     timings[name] = best_time(lambda fn=fn: fn(xb, wb, None, 1, 1), repeat=5)
-    print(f"{name:>16}: {1e3 * timings[name]:8.3f} ms")
 torch.set_num_threads(threads)
+show_table(["convolution", "time (best of 5)"],
+           [[name, f"{1e3 * t:.3f} ms"] for name, t in timings.items()])
 speedup = timings["loops"] / timings["unfold + matmul"]
 print(f"unfold + matmul is {speedup:.0f}x faster than the loops")
 assert speedup > 5, "the matrix-multiply form should be far faster than Python loops"
@@ -200,10 +203,11 @@ config = cnn.CNNConfig.default()
 print(config)
 model = cnn.DigitsCNN(config)
 h = split.X_train[:2]
-print(f"{'input':>30}: {tuple(h.shape)}")
+shapes = [["input", tuple(h.shape)]]
 for layer in [*model.block1, *model.block2, *model.head]:
     h = layer(h)
-    print(f"{type(layer).__name__:>30}: {tuple(h.shape)}")
+    shapes.append([type(layer).__name__, tuple(h.shape)])
+show_table(["layer", "output shape"], shapes)
 
 # %% [markdown]
 # (weight-sharing)=
@@ -313,7 +317,10 @@ def train(name, recipe, data, val=None, seed=0):
 runs = {(name, recipe): train(name, recipe, fit_set, val=val_set)
         for name in MAKE for recipe in AUGMENT}
 plot_history({f"{name}, {recipe}": h for (name, recipe), (_, h) in runs.items()},
-             title="digits, fit part")
+             title="digits, fit part",
+             caption=("Training loss per mini-batch (first panel, log scale) and "
+                      "validation accuracy per epoch (second panel) of the CNN and the "
+                      "MLP, each trained plain and with shifted copies."))
 
 # %% [markdown]
 # Which recipe? The validation set has only a few hundred images, so a handful of
@@ -416,7 +423,10 @@ print(f"cosine similarity of trained and initial kernels, over {len(cosine)} ker
       f"10% of kernels below {cosine.quantile(0.1):.2f}")
 show_grid([kernels(inits[0])[:12], kernels(cnn_model)[:12]], ["initial", "trained"],
           "first-layer kernels (3x3) of the seed-0 CNN, before and after training",
-          cbar_label="weight")
+          cbar_label="weight",
+          caption=("The twelve first-layer 3x3 kernels of the seed-0 CNN at "
+                   "initialisation (top) and after training (bottom), on one colour"
+                   " scale."))
 
 # %% [markdown]
 # The trained kernels are mostly their initialisation: training moved most of them only a
@@ -446,7 +456,9 @@ learned = edge.weight.detach()[0, 0]
 print("largest |learned - Sobel| weight:", bound((learned - sobel).abs().max(), 0.01))
 show_grid([torch.stack([edge_init, learned, sobel])], ["kernel"],
           "initial, learned and true kernel (Sobel, vertical edges)",
-          cbar_label="weight")
+          cbar_label="weight",
+          caption=("One kernel at initialisation, the same kernel after training to"
+                   " find vertical edges, and the Sobel kernel it should approach."))
 
 # %% [markdown]
 # The fresh kernel converges to the Sobel kernel: a convolution learns a local feature
@@ -460,9 +472,12 @@ digit = split.X_test[:1]
 with torch.no_grad():
     responses = torch.relu(cnn_model.block1[0](digit))[0, :12]
 show_grid([digit[0]], ["input"], "one test digit", cmap="gray", symmetric=False,
-          cbar_label="ink")
+          cbar_label="ink",
+          caption="The test digit fed to the trained first layer.")
 show_grid([responses], ["trained"], "responses of 12 trained first-layer kernels",
-          cmap="magma", symmetric=False, cbar_label="activation (after ReLU)")
+          cmap="magma", symmetric=False, cbar_label="activation (after ReLU)",
+          caption=("What twelve trained first-layer kernels respond to in that "
+                   "digit: each panel is one kernel's feature map after the ReLU."))
 
 # %% [markdown]
 # (shift-test)=
@@ -498,7 +513,9 @@ acc_shift = {
 }
 plot_lines(shifts, acc_shift, xlabel="horizontal shift (pixels)",
            ylabel="test accuracy (fraction)", title="accuracy on shifted digits",
-           hline=0.1, hline_label="chance")
+           hline=0.1, hline_label="chance",
+           caption=("Test accuracy of each model and recipe on digits shifted "
+                    "sideways by 0 to several pixels; the dashed line is chance."))
 
 
 def at(name, d):
@@ -541,9 +558,13 @@ print("at 2 px the CNN beats the MLP trained with the same recipe, with and with
 with torch.no_grad():
     maps1, maps2 = cnn_model.feature_maps(digit)
 show_grid([maps1[0, :12]], ["block 1"], "block 1: 12 of its maps (4x4)", cmap="magma",
-          symmetric=False, cbar_label="activation")
+          symmetric=False, cbar_label="activation",
+          caption=("Twelve feature maps of the first convolutional block (4x4) for "
+                   "one test digit."))
 show_grid([maps2[0, :12]], ["block 2"], "block 2: 12 of its maps (2x2)", cmap="magma",
-          symmetric=False, cbar_label="activation")
+          symmetric=False, cbar_label="activation",
+          caption=("Twelve feature maps of the second convolutional block (2x2) for"
+                   " the same digit: coarser, each covering more of the image."))
 
 # %% [markdown]
 # **Explore it yourself**: pick a test digit and a block and see all its feature maps. On
@@ -553,7 +574,10 @@ show_grid([maps2[0, :12]], ["block 2"], "block 2: 12 of its maps (2x2)", cmap="m
 # %% tags=["nbval-ignore-output"]
 from fromscratch.explore import feature_map_explorer
 
-feature_map_explorer(cnn_model, split.X_test[:32], labels=split.y_test[:32])
+feature_map_explorer(cnn_model, split.X_test[:32], labels=split.y_test[:32],
+                     caption=("Feature maps of two test digits at each block of the"
+                              " trained CNN (static view of the explorer; in a live"
+                              " notebook you pick the image and the block)."))
 
 # %% [markdown]
 # A probe's accuracy says little on its own: random convolutions and pooling already

@@ -35,7 +35,7 @@
 # | The final state encodes the first symbol | [A probe, against an untrained LSTM](memory-task) |
 # | Text can be modelled and generated | [A character model against an n-gram](char-model) |
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
@@ -44,7 +44,7 @@ from fromscratch import device, seed_everything
 from fromscratch.data import CharVocab, char_windows, load_text, remember_first
 from fromscratch.models import rnn
 from fromscratch.models.ngram import NGramModel
-from fromscratch.plotting import heatmap, plot_lines, show_source
+from fromscratch.plotting import heatmap, plot_lines, show, show_source
 from fromscratch.report import bound, record
 from fromscratch.training import accuracy, count_parameters, fit
 
@@ -205,7 +205,10 @@ models = {
 before = {name: grad_profile(m) for name, m in models.items()}
 distance = torch.arange(LENGTH)
 plot_lines(distance, before, xlabel="distance from the loss (steps)",
-           ylabel="gradient norm ||dL/dh_t||", title="at initialisation", logy=True)
+           ylabel="gradient norm ||dL/dh_t||", title="at initialisation", logy=True,
+           caption=("Gradient norm of the loss with respect to the hidden state, "
+                    "against how many steps back that state is, for untrained "
+                    "recurrent models (log scale)."))
 for name, g in before.items():
     print(f"{name:>20}: distance 0: {g[0]:.2e}, distance 49: {g[-1]:.2e}")
 
@@ -223,7 +226,10 @@ sweep = {g: grad_profile(memory_model("rnn", gain=g)) for g in gains}
 plot_lines(distance, {f"gain {g}": p / p[0] for g, p in sweep.items()},
            xlabel="distance from the loss (steps)",
            ylabel="gradient norm / norm at distance 0",
-           title="plain RNN, orthogonal W_hh times a gain", logy=True, hline=1.0)
+           title="plain RNN, orthogonal W_hh times a gain", logy=True, hline=1.0,
+           caption=("A plain RNN with an orthogonal recurrent matrix scaled by a "
+                    "gain: below 1 the gradient vanishes with distance, above 1 it "
+                    "explodes."))
 for g, p in sweep.items():
     print(f"gain {g}: gradient at distance 49 is {p[-1] / p[0]:.1e} times distance 0's")
 assert sweep[0.5][-1] < 1e-6 * sweep[0.5][0] and sweep[2.0][-1] > 100 * sweep[2.0][0]
@@ -245,7 +251,7 @@ assert sweep[0.5][-1] < 1e-6 * sweep[0.5][0] and sweep[2.0][-1] > 100 * sweep[2.
 # Now train all five models with the same recipe (4 epochs of Adam, gradients clipped at
 # norm 1) and follow their validation accuracy:
 
-# %%
+# %% tags=["hide-input"]
 histories = {}
 for name, m in models.items():
     histories[name] = fit(m, (X_task, y_task), val=(X_val_task, y_val_task), epochs=4,
@@ -260,7 +266,9 @@ ax.axhline(25, color="gray", lw=0.8, label="chance (25%)")
 ax.set(xlabel="epoch", ylabel="validation accuracy (%)", xticks=[1, 2, 3, 4],
        title="remember the first of 50 tokens", ylim=(0, 105))
 ax.legend(fontsize=8, loc="center right")
-plt.show()
+show(fig, caption=("Validation accuracy per epoch on the memory task (recall the "
+                   "first of 50 tokens) for the five recurrent models; the grey "
+                   "line is chance."))
 
 # %%
 acc = {name: accuracy(m, X_test_task, y_test_task) for name, m in models.items()}
@@ -291,7 +299,7 @@ assert acc["LSTM, forget bias 3"] >= 0.95, acc
 # loss is small, its gradient is small everywhere; so we divide by the gradient at
 # distance 0 and compare the *shape*: how much of the gradient reaches each step.
 
-# %%
+# %% tags=["hide-input"]
 after = {name: grad_profile(models[name]) for name in ("RNN", "LSTM, forget bias 3")}
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
 for (name, g), color in zip(after.items(), ["C0", "C4"]):
@@ -301,7 +309,9 @@ for (name, g), color in zip(after.items(), ["C0", "C4"]):
 ax.set(xlabel="distance from the loss (steps)", yscale="log",
        ylabel="gradient norm / norm at distance 0", title="before and after training")
 ax.legend(fontsize=8)
-plt.show()
+show(fig, caption=("How much gradient reaches each earlier step, relative to the "
+                   "last step, before (dashed) and after (solid) training, for the "
+                   "plain RNN and the LSTM."))
 for name, g in after.items():
     b = before[name]
     print(f"{name:>20}: distance 49 / distance 0: {b[-1] / b[0]:.1e} "
@@ -327,7 +337,9 @@ with torch.no_grad():
     hs, _ = lstm.rnn(lstm.embed(X_test_task))  # (1000, 50, 32)
 heatmap(hs[0].T[:16], cmap="RdBu_r", xlabel="time step", ylabel="hidden unit",
         title="LSTM hidden units 0-15 over time "
-        f"(first symbol {y_test_task[0].item()})")
+        f"(first symbol {y_test_task[0].item()})",
+        caption=("Hidden units 0-15 of the trained LSTM over the 50 steps of one "
+                 "test sequence (red positive, blue negative)."))
 
 # %% [markdown]
 # **Step through it yourself**: choose a sequence and a time step (or press play) to watch
@@ -337,7 +349,11 @@ heatmap(hs[0].T[:16], cmap="RdBu_r", xlabel="time step", ylabel="hidden unit",
 from fromscratch.explore import hidden_state_explorer
 
 hidden_state_explorer(lstm, X_test_task[:8], max_units=16,
-                      title="trained LSTM, memory task")
+                      title="trained LSTM, memory task",
+                      caption=("The trained LSTM's hidden state over one sequence "
+                               "(first panel) and its value at the first, middle "
+                               "and last steps (second panel): static view of the "
+                               "explorer."))
 
 # %% [markdown]
 # Does the final state *encode* the first symbol? A probe answers it: take the final
@@ -414,7 +430,9 @@ curves = {f"alpha {a}": [val_ppl[n, a] for n in range(1, 11)] for a in alphas}
 plot_lines(range(1, 11), curves,
            xlabel="order n (context of n - 1 characters)",
            ylabel="validation perplexity",
-           title="n-gram baseline, tuned on validation text")
+           title="n-gram baseline, tuned on validation text",
+           caption=("Validation perplexity of the n-gram baseline for each order n "
+                    "and back-off weight alpha: the baseline's own tuning."))
 n_best, alpha_best = min(val_ppl, key=val_ppl.get)
 ngram_ppl = ngram.perplexity(X_test, Y_test, n_best, alpha_best)
 print(f"best on validation: n = {n_best}, alpha = {alpha_best} "
@@ -439,7 +457,9 @@ hist_char = fit(char_model, (X_chars, Y_chars), val=(X_val, Y_val),
                 desc="char LSTM")
 plot_lines(range(1, len(hist_char.val_metric) + 1), {"char LSTM": hist_char.val_metric},
            xlabel="epoch", ylabel="validation perplexity", title="character LSTM",
-           hline=ngram_ppl, hline_label="n-gram (test)")
+           hline=ngram_ppl, hline_label="n-gram (test)",
+           caption=("Validation perplexity of the character LSTM per epoch, beside "
+                    "the best n-gram's test perplexity (dashed)."))
 char_ppl = rnn.perplexity(char_model, X_test, Y_test)
 print(f"LSTM test perplexity: {char_ppl:.2f}; n-gram: {ngram_ppl:.2f}; "
       f"uniform guess: {len(vocab)}")
@@ -466,7 +486,9 @@ with torch.no_grad():
 ngram_loss = -ngram.log_probs(X_test, Y_test, n_best, alpha_best).mean(0)
 plot_lines(range(64), {"LSTM": lstm_loss, f"{n_best}-gram": ngram_loss},
            xlabel="position in the window (characters read - 1)",
-           ylabel="test cross-entropy (nats per character)", title="loss by position")
+           ylabel="test cross-entropy (nats per character)", title="loss by position",
+           caption=("Test loss at each position of a 64-character window: the LSTM "
+                    "keeps improving as it reads more context, the n-gram does not."))
 for name, loss in [("LSTM", lstm_loss), ("n-gram", ngram_loss)]:
     print(f"{name:>6}: position 0: {loss[0]:.2f}, "
           f"positions 10-19: {loss[10:20].mean():.2f}, "

@@ -10,8 +10,8 @@
 # the square of the length, and it has no built-in sense of order.
 #
 # This chapter builds the Transformer's pieces one at a time, each checked against
-# PyTorch's own, assembles them into the block that the LLM, MoE, SSM, VLM and VLA chapters
-# reuse, and then measures each key idea: what attention looks at, what separate heads do,
+# PyTorch's own, assembles them into the block that the GPT of the next chapter is built
+# from, and then measures each key idea: what attention looks at, what separate heads do,
 # what positional encodings add, and what parallelism costs and buys.
 #
 # ```{admonition} Learning objectives
@@ -38,7 +38,7 @@
 # | Positional encodings inject order | [Permutation test; order and order-free tasks](positions) |
 # | Parallel, no sequential bottleneck | [Against the LSTM on the same task](baseline); [time against length](timing) |
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -50,8 +50,8 @@ from fromscratch import device, seed_everything
 from fromscratch.data import count_task, reverse_task, two_relations
 from fromscratch.models import rnn
 from fromscratch.models import transformer as tr
-from fromscratch.plotting import heatmap, plot_lines, show_source
-from fromscratch.report import bound, record
+from fromscratch.plotting import heatmap, plot_lines, show, show_source
+from fromscratch.report import bound, record, show_table
 from fromscratch.training import best_time, count_parameters, fit
 
 seed_everything(0)
@@ -204,7 +204,9 @@ assert no_pos < 1e-5 and with_pos > 0.1
 # %%
 pe = tr.sinusoidal_positions(64, 32)  # (positions, features)
 heatmap(pe.T, xlabel="position", ylabel="feature", cmap="RdBu_r",
-        title="sinusoidal positional encodings", cbar_label="value")
+        title="sinusoidal positional encodings", cbar_label="value",
+        caption=("Sinusoidal positional encodings: each column is one position, "
+                 "each row one feature; low features change fast, high ones slowly."))
 shift = 3
 angle = shift * torch.exp(-math.log(10000.0) * torch.arange(0, 32, 2) / 32)  # (16,)
 sin, cos = pe[:-shift, 0::2], pe[:-shift, 1::2]
@@ -331,7 +333,7 @@ assert order_acc["count", "none"] >= 0.98
 # the anti-diagonal and show it beside the same head before training (the control: same
 # initial weights).
 
-# %%
+# %% tags=["hide-input"]
 X_rev, Y_rev = reverse_task(2000, LENGTH, 20, seed=200)
 anti = torch.arange(LENGTH).flip(0)  # query t should look at key 9 - t
 
@@ -366,7 +368,9 @@ for ax, maps, name in [(axes[0], untrained_maps, "before training (control)"),
            ylabel="query position t")
 axes[1].legend(loc="lower left", fontsize=8)
 fig.colorbar(im, ax=axes, label="mean attention weight")
-plt.show()
+show(fig, caption=("One head's attention weights on the reversal task before "
+                   "training (first panel, a control) and after (second panel); "
+                   "crosses mark the keys that reversal needs."))
 
 # %% [markdown]
 # The trained head puts most of each query's weight on the predicted key (the crosses);
@@ -427,11 +431,11 @@ for seed in range(3):
         keep = (torch.arange(2) != h)[None].float()  # (layers, heads): 0 removes
         removed = relation_accuracy(model, head_mask=keep)
         rows.append((seed, h, *masses[h].tolist(), *full.tolist(), *removed.tolist()))
-print("seed head | weight on prev, first | "
-      "accuracy prev, first: all heads -> head removed")
-for seed, h, m_prev, m_first, a_prev, a_first, r_prev, r_first in rows:
-    print(f"{seed:>4} {h:>4} | {m_prev:>14.2f} {m_first:>6.2f} | {a_prev:>13.3f} "
-          f"{a_first:.3f} -> {r_prev:.3f} {r_first:.3f}")
+show_table(["seed", "head", "weight on prev, first",
+            "accuracy prev, first: all heads -> head removed"],
+           [[seed, h, f"{m_prev:.2f}, {m_first:.2f}",
+             f"{a_prev:.3f}, {a_first:.3f} -> {r_prev:.3f}, {r_first:.3f}"]
+            for seed, h, m_prev, m_first, a_prev, a_first, r_prev, r_first in rows])
 
 # %% [markdown]
 # In every seed the two heads split the work: one puts most of its weight on the previous
@@ -454,7 +458,10 @@ heatmap(torch.cat([relation_models[0].attention_maps(X_rel_val)[0].mean(0)[h]
                    for h in range(2)], dim=1),
         xlabel="key position (head 0 | head 1)", ylabel="query position",
         title="seed 0: mean attention of the two heads",
-        cbar_label="mean attention weight")
+        cbar_label="mean attention weight",
+        caption=("Mean attention of the two heads of a trained model on the two-"
+                 "relation task: one head looks at the previous token, the other at"
+                 " the first."))
 
 # %% [markdown]
 # The maps show the two relations: one head's weight sits on the diagonal just below the
@@ -540,14 +547,16 @@ assert written_accuracy(transformer_rw, *rw_test) > 0.98 and lstm_test < 0.9
 plot_lines(range(1, 11), {"Transformer": transformer_hist.val_metric,
                           "LSTM (seed 0)": lstm_runs[lstm_lr][1].val_metric},
            xlabel="epoch", ylabel="validation token accuracy",
-           title="reverse, read then write")
+           title="reverse, read then write",
+           caption=("Validation token accuracy per epoch on reversal for the "
+                    "Transformer and the LSTM."))
 
 # %% [markdown]
 # Within the same 10 epochs the Transformer solves the task and the LSTM does not. Where
 # does the LSTM go wrong? By output position: the first token written is the last one
 # read (1 step back), the last written is the first read (19 steps back).
 
-# %%
+# %% tags=["hide-input"]
 def by_position(model):  # test accuracy of each output position
     with torch.no_grad():
         pred = model.eval()(rw_test[0])[:, LENGTH:].argmax(-1)
@@ -561,7 +570,9 @@ ax.plot(range(LENGTH), by_position(transformer_rw), "s--", label="Transformer")
 ax.set(xlabel="output position (0 = written first = read last)", ylim=(0, 1.05),
        ylabel="test token accuracy", title="accuracy by output position")
 ax.legend()
-plt.show()
+show(fig, caption=("Test accuracy at each output position on reversal for the LSTM "
+                   "and the Transformer: the LSTM loses accuracy on the outputs it "
+                   "read longest ago."))
 for t in (0, 9):
     steps = f"{2 * t + 1} step" + "s" * (t > 0)
     print(f"output position {t} (its token was read {steps} earlier): "
@@ -585,7 +596,7 @@ for t in (0, 9):
 # LSTM layer of the same width 64: the RNN chapter's LSTM (its Python loop, the sequential
 # steps made visible) and PyTorch's `nn.LSTM` (the same loop in C++). Best of 2 timings.
 
-# %%
+# %% tags=["hide-input"]
 torch.manual_seed(0)
 d = 64
 timed = {"attention": tr.MultiHeadAttention(d, 4),
@@ -614,13 +625,14 @@ for name, s in seconds.items():
 ax.set(xlabel="sequence length T (tokens)", ylabel="forward + backward (ms)",
        title="one layer, width 64, one sequence, 2-core CPU")
 ax.legend()
-plt.show()
+show(fig, caption=("Time for one forward and backward pass of one layer against "
+                   "sequence length (log-log) for an attention layer, this course's"
+                   " LSTM and PyTorch's nn.LSTM on a 2-core CPU."))
 
 # %% tags=["nbval-ignore-output"]
-print(f"{'T':>5} | {'sequential steps':>16} | " + " | ".join(f"{n:>18}" for n in timed))
-for i, T in enumerate(lengths):
-    print(f"{T:>5} | {f'1 vs {T}':>16} | "
-          + " | ".join(f"{1e3 * seconds[n][i]:>15.1f} ms" for n in timed))
+show_table(["T", "sequential steps", *timed],
+           [[T, f"1 vs {T}", *(f"{1e3 * seconds[n][i]:.1f} ms" for n in timed)]
+            for i, T in enumerate(lengths)])
 
 # %% [markdown]
 # The timing ratios move with the machine, so only what holds with a wide margin is
@@ -650,8 +662,8 @@ assert fused_faster
 # thousands of cores the picture changes: attention's one step keeps them all busy while
 # the LSTM's $T$ dependent steps cannot start early; that, and the direct paths
 # between any two positions that the reverse task showed, are why Transformers replaced
-# RNNs for training on long texts. The price of $T^2$ remains, and the state space model
-# chapter returns to it.
+# RNNs for training on long texts. The price of $T^2$ remains: the next chapter's key-value
+# cache makes each generated token cheaper, but the cost of reading a long context stays.
 #
 # ## Results
 

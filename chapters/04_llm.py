@@ -43,7 +43,7 @@
 # | In-context learning | [Copying from the context: an induction head](llm-icl) |
 # | Alignment | [SFT and DPO on a programmatic preference](llm-alignment) |
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -54,8 +54,8 @@ from fromscratch.data import BPETokenizer, CharVocab, load_text, repeated_tokens
 from fromscratch.models import gpt, preference
 from fromscratch.models.gpt import GPT, GPTConfig, LMRecipe, generate, lm_loss, train_lm
 from fromscratch.models.ngram import NGramModel
-from fromscratch.plotting import plot_lines, show_source
-from fromscratch.report import bound, record
+from fromscratch.plotting import plot_lines, show, show_source
+from fromscratch.report import bound, record, show_table
 from fromscratch.training import Timer, best_time, count_parameters
 
 seed_everything(0)
@@ -186,13 +186,11 @@ print("changing token t+1 leaves the logits at positions 0..t bit-for-bit equal 
 search = gpt.load_search_table()
 print(f"measured on {search['meta']['machine']}, {search['meta']['cpus']} CPUs, "
       f"torch {search['meta']['torch']}, {search['meta']['seconds']:.0f} s per row")
-print(f"{'recipe':<32} {'parameters':>10} {'steps':>6}   "
-      "validation loss at 10 / 27 / 40 s")
-print(f"{'':<32} {'':>10} {'(40 s)':>6}")
-for row in search["runs"]:
-    losses = " / ".join(f"{v:.3f}" for _, _, v in row["val_loss_at"][:3])
-    steps_40 = row["val_loss_at"][2][1]  # steps done by 40 s
-    print(f"{row['name']:<32} {row['parameters']:>10,} {steps_40:>6}   {losses}")
+show_table(["recipe", "parameters", "steps in 40 s",
+            "validation loss at 10 / 27 / 40 s"],
+           [[row["name"], f"{row['parameters']:,}", row["val_loss_at"][2][1],
+             " / ".join(f"{v:.3f}" for _, _, v in row["val_loss_at"][:3])]
+            for row in search["runs"]])
 at_60 = search["runs"][0]["val_loss_at"][3]
 print(f"nanogpt at {at_60[0]:.0f} s ({at_60[1]} steps; its schedule runs over 60 s): "
       f"{at_60[2]:.3f}")
@@ -203,7 +201,7 @@ print(f"at 40 s: nanoGPT's recipe {at_40['nanogpt']:.3f}, best GPT ({best_gpt}) 
 
 # %% [markdown]
 # The bar of 1.61 nats per character is what nanoGPT's README recipe reached in about
-# 60 s when this course was planned. Run through this chapter's model on this machine,
+# 60 s when the bar was set. Run through this chapter's model on this machine,
 # the same recipe is slower: it reaches the value printed above at 60 s (its row runs its
 # learning-rate schedule over 60 s, so at 40 s its rate has not yet decayed). Three
 # things stand out. nanoGPT's recipe is far from the best use of 40 s on this CPU.
@@ -279,7 +277,7 @@ print(f"{verbatim:.0%} of the validation text's 32-character stretches occur ver
 
 assert val_loss < ngram_loss - 0.05, (val_loss, ngram_loss)
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "hide-input"]
 print(f"this chapter's run on this machine: {run.seconds:.1f} s of training "
       f"({train_timer.seconds:.1f} s with {len(eval_steps)} evaluations)")
 stored = {row["name"]: row["val_loss_at"] for row in search["runs"]}
@@ -297,7 +295,9 @@ ax.axhline(1.61, color="black", ls=":", label="bar: 1.61")
 ax.set(xlabel="training time (s)", ylabel="validation loss (nats/char)",
        ylim=(1.4, 2.6), title="Language models on the same split")
 ax.legend(fontsize=7, ncol=2)
-plt.show()
+show(fig, caption=("Validation loss against training time for this run of the GPT, "
+                   "the stored runs of the best GPT, nanoGPT's recipe and the LSTM,"
+                   " beside n-gram baselines and the bar."))
 
 # %% [markdown]
 # The GPT and the LSTM pass the order-8 counting model. But counting is not done: with longer
@@ -352,7 +352,10 @@ for tau in temperatures:
     entropy.append(-(p * p.clamp_min(1e-12).log()).sum(-1).mean().item())
 plot_lines(temperatures, {"mean entropy": entropy}, xlabel="temperature",
            ylabel="entropy of the next character (nats)",
-           hline=math.log(len(char_vocab)), hline_label="uniform")
+           hline=math.log(len(char_vocab)), hline_label="uniform",
+           caption=("Mean entropy of the next-character distribution as sampling "
+                    "temperature grows; the dashed line is a uniform choice over "
+                    "the vocabulary."))
 print(" | ".join(f"T={t}: {h:.2f}" for t, h in zip(temperatures, entropy)))
 assert all(a < b for a, b in zip(entropy, entropy[1:]))
 
@@ -439,7 +442,7 @@ print(f"fit over size:   L ~ N^{slope_n:.2f}")
 print(f"fit over tokens: L ~ D^{slope_d:.2f} (width 64)")
 assert slope_n < 0 and slope_d < 0 and final[-1] < final[0]
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
 for ax, x, y, slope, icpt, label in [
         (axes[0], sizes, final, slope_n, intercept_n, "non-embedding parameters N"),
@@ -453,7 +456,9 @@ for ax, x, y, slope, icpt, label in [
 axes[0].set_title(f"size, at {SCALE_STEPS * SCALE_BATCH * 64:,} characters")
 axes[1].set_title("characters seen, width 64")
 plt.tight_layout()
-plt.show()
+show(fig, caption=("Final validation loss against model size (first panel) and against "
+                   "characters seen in training (second panel), on log-log axes, with "
+                   "straight-line fits."))
 
 # %% [markdown]
 # Both fall, and a straight line on log-log axes describes each to within its few
@@ -554,7 +559,7 @@ print(f"2 layers, first layer, weight on the previous position per head: "
 best_head = int(induction[2].argmax())
 assert induction[2].max() > 0.5 and induction[1].max() < 0.5
 
-# %%
+# %% tags=["hide-input"]
 i = 0
 length = int(second_icl[i].nonzero()[0] - first_icl[i].nonzero()[0])
 start = int(first_icl[i].nonzero()[0])
@@ -567,7 +572,9 @@ ax.set(xlabel="key position", ylabel="query position",
        title=f"2 layers: last layer, head {best_head}")
 ax.legend(loc="lower left")
 fig.colorbar(image, ax=ax, label="attention weight")
-plt.show()
+show(fig, caption=("Attention of the best head in the last layer of the 2-layer "
+                   "model on a repeated sequence: crosses mark the induction "
+                   "targets (the token after the earlier copy)."))
 
 # %% [markdown]
 # Every head of the 2-layer model's last layer puts most of its weight on the induction
@@ -650,11 +657,11 @@ for name, m in [("base", model), ("SFT", sft_model), ("SFT + DPO", dpo_model)]:
     results[name] = (rate(m, test_prompts).float().mean().item(), lm_loss(m, val_ids))
 best_of_4 = preference.best_of_n_rate(base_hits, 4)
 base_rate, base_val = results["base"]
-print(f"{'model':<12} {'property rate':>14} {'validation loss':>16}")
-for name, (r, v) in results.items():
-    print(f"{name:<12} {r:>14.1%} {v:>11.3f} ({v / base_val - 1:+.1%})")
-print(f"{'best-of-4':<12} {best_of_4:>14.1%} {base_val:>11.3f} "
-      "(base model, 4x sampling)")
+show_table(["model", "property rate", "validation loss"],
+           [[name, f"{r:.1%}", f"{v:.3f} ({v / base_val - 1:+.1%})"]
+            for name, (r, v) in results.items()]
+           + [["best-of-4", f"{best_of_4:.1%}",
+              f"{base_val:.3f} (base model, 4x sampling)"]])
 dpo_rate, dpo_val = results["SFT + DPO"]
 assert dpo_rate >= 2 * base_rate and dpo_val <= 1.05 * base_val, results
 

@@ -41,14 +41,25 @@
 #   several seeds and printed with its spread (`mean ± sd`); a decision printed as text
 #   (which recipe wins) needs a margin that no CPU's float noise can flip.
 # - Figures: axis labels with units, integer epoch ticks, no curve hidden under another,
-#   one colour scale (with a colour bar) where panels are compared.
+#   one colour scale (with a colour bar) where panels are compared. Show every figure
+#   through `fromscratch.plotting`: its helpers, or `show(fig, caption=...)` instead of
+#   `plt.show()` for a figure you draw yourself. Every figure gets a `caption=` that says
+#   what it shows (the website numbers it "Figure N.k", so the prose can say "Figure 3.2"
+#   rather than "the figure above"); `show` also stores alt text and a phone layout
+#   (panels stacked, same font sizes), so keep panel text at 7 pt or more.
+# - Tables: print a table with `fromscratch.report.show_table(header, rows)` (a table on
+#   the website, readable on a phone), not as column-aligned text.
+# - Cells that are plumbing rather than teaching (imports, drawing a figure) get the tag
+#   `hide-input` (`# %% tags=["hide-input"]`): the website collapses their code.
+# - The pages speak to readers: no notes to the course's maintainers (plans, guides,
+#   prototypes) and no internal keys in tables; tests/browser/test_readers.py checks it.
 # - Code lines stay short enough not to scroll sideways on the website.
 # - The whole notebook runs in under 60 s on 2 CPU cores (aim for 45 s on an idle machine,
 #   so a slower CPU still fits; `tools/build_notebooks.py` records the time and a test fails
 #   past 75 s), kernel under 2 GB; the quality bar is asserted in the notebook and
 #   recorded with `record(...)`.
 
-# %%
+# %% tags=["hide-input"]
 from fromscratch import device, seed_everything
 
 seed_everything(0)

@@ -15,7 +15,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _check_bundle(explorer):
-    bundle = explorer._repr_mimebundle_()
+    bundle, meta = explorer._repr_mimebundle_()
+    figure = meta["fromscratch_figure"]  # alt text and a phone layout for the website
+    assert figure["alt"] and base64.b64decode(figure["narrow"]).startswith(PNG_MAGIC)
     assert base64.b64decode(bundle["image/png"]).startswith(PNG_MAGIC)
     assert "static view" in bundle["text/plain"]
     if explorer.widget is not None:
@@ -87,5 +89,5 @@ def test_explorers_work_without_ipywidgets(cnn, monkeypatch):
     monkeypatch.setattr(explore, "_widgets", lambda: None)
     ex = explore.feature_map_explorer(cnn, torch.rand(2, 1, 8, 8))
     assert ex.widget is None
-    bundle = ex._repr_mimebundle_()
+    bundle, _ = ex._repr_mimebundle_()
     assert explore.WIDGET_VIEW not in bundle and "image/png" in bundle

@@ -1,5 +1,6 @@
 """The committed chapter notebooks: built from their sources, executed, listed in the book."""
 
+import base64
 import json
 import subprocess
 import sys
@@ -40,6 +41,16 @@ def test_notebook_is_executed_without_errors_and_listed(path):
     assert f"chapters/{path.stem}" in toc
     figures = [o for c in code for o in c["outputs"] if "image/png" in o.get("data", {})]
     assert len(figures) >= 4, "each chapter shows its experiments as figures"
+    # every figure went through fromscratch.plotting.show (or an explorer): a caption for
+    # the website's numbered figure, and a phone layout
+    for k, out in enumerate(figures, start=1):
+        meta = out.get("metadata", {}).get("fromscratch_figure") or {}
+        assert len(meta.get("caption", "")) >= 30, (
+            f"figure {k} has no caption: show it with fromscratch.plotting.show(fig, caption=...)")
+        assert meta.get("font_pt"), f"figure {k}: no font size recorded"
+        png = base64.b64decode("".join(out["data"]["image/png"]))
+        if int.from_bytes(png[16:20], "big") > 480:  # would be shown below 3/4 size on a phone
+            assert meta.get("narrow"), f"figure {k} has no phone layout"
 
 
 def test_recorded_quality_figures_meet_the_bars():

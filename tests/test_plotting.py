@@ -141,3 +141,74 @@ def test_show_grid_shares_one_scale_and_checks_its_input():
         plotting.show_grid(rows, ["a"])
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         plotting.show_grid([torch.zeros(3, 3)], ["a"])
+
+
+def _shown_in_a_notebook(monkeypatch, draw):
+    """Run ``draw()`` as if in a notebook; return the (data, metadata) it displayed."""
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda data, raw=False, metadata=None: shown.append((data, metadata)))
+    draw()
+    assert len(shown) == 1
+    return shown[0]
+
+
+def _png_size(b64: str) -> tuple:
+    import struct
+
+    raw = base64.b64decode(b64)
+    return struct.unpack(">II", raw[16:24])
+
+
+def test_show_stores_a_phone_layout_with_the_same_font_sizes(monkeypatch):
+    def draw():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+        for ax in axes:
+            ax.plot([1, 2, 3], label="a long legend entry for this curve")
+            ax.set(title="a panel", xlabel="step", ylabel="loss")
+            ax.legend(fontsize=8)
+        plotting.show(fig, caption="Two panels side by side.")
+
+    data, meta = _shown_in_a_notebook(monkeypatch, draw)
+    entry = meta[KEY]
+    assert entry["caption"] == "Two panels side by side." and entry["dpi"] == plotting.DPI
+    assert entry["font_pt"] == entry["narrow_font_pt"] == 8
+    wide_w, wide_h = _png_size(data["image/png"])
+    narrow_w, narrow_h = _png_size(entry["narrow"])
+    assert wide_w > 800 and narrow_w <= 400 and narrow_h > wide_h, "panels are stacked"
+
+
+def test_image_grids_split_their_rows_on_a_phone(monkeypatch):
+    _, meta = _shown_in_a_notebook(monkeypatch, lambda: plotting.show_images(
+        torch.rand(32, 8, 8), ncols=16, size=0.6, colorbar=True, cbar_label="grey level",
+        suptitle="rows: one kind of sample, then another", caption="Thirty-two samples."))
+    width, _ = _png_size(meta[KEY]["narrow"])
+    assert width <= 400
+
+
+def test_site_extension_numbers_figures_by_chapter():
+    site = _load_site_extension()
+    assert site.chapter_number("chapters/03_transformer") == 3
+    assert site.chapter_number("overview") is None
+    assert site.NOQA.sub("", "import x  # noqa: F401  (for the learner)\ny = 1") == "import x\ny = 1"
+
+
+def test_record_tables_show_readable_labels():
+    from fromscratch import report
+
+    assert report.label("fd_bar_met") == "FD bar met (every seed)"
+    assert report.label("lstm_val_loss_40s") == "LSTM validation loss at 40 s"
+    assert report._fmt(1, "fd_bar_met") == "yes" and report._fmt(0, "fd_stretch_met") == "no"
+
+
+def test_show_table_prints_aligned_text_outside_a_notebook(capsys):
+    from fromscratch import report
+
+    report.show_table(["name", "value"], [["a", "1.00"], ["longer", 2]])
+    assert capsys.readouterr().out.splitlines() == ["  name  value", "     a   1.00", "longer      2"]
+    with pytest.raises(ValueError, match="cells"):
+        report.show_table(["a", "b"], [["only one"]])

@@ -55,14 +55,16 @@ def model_types_table(root: Path = ROOT) -> str:
     """Markdown table: one row per model type (inputs, outputs, parts, reuse, status)."""
     lines = [
         HEADER,
-        "| Model type | Takes in | Puts out | Built from | Reuses | Reused by |",
-        "|---|---|---|---|---|---|",
+        "| Model type | Takes in | Puts out | Built from | Builds on | Measured with "
+        "| Built on by |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in MODEL_TYPES:
         title = _title(m, root) if m.is_written(root) else f"{_title(m, root)} *(coming)*"
         lines.append(
             f"| {title} | {m.inputs} | {m.outputs} | {', '.join(m.built_from)} "
-            f"| {_names(m.reuses)} | {_names(reused_by(m.key))} |"
+            f"| {_names(m.reuses)} | {_names(m.measured_with)} "
+            f"| {_names(reused_by(m.key))} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -176,7 +178,8 @@ def map_data(root: Path = ROOT) -> dict:
         "types": [
             {"key": m.key, "number": m.number, "title": m.title, "part": m.part,
              "inputs": m.inputs, "outputs": m.outputs, "built_from": list(m.built_from),
-             "reuses": list(m.reuses), "written": m.is_written(root), "chapter": m.chapter}
+             "reuses": list(m.reuses), "measured_with": list(m.measured_with),
+             "written": m.is_written(root), "chapter": m.chapter}
             for m in MODEL_TYPES
         ],
     }
@@ -220,15 +223,19 @@ def render_svg(columns: int = 3, width: int = 760, root: Path = ROOT) -> str:
     line = {k: round(v * 1.3, 1) for k, v in FONT.items()}
     body = []
     y = pad
-    heading = "Every model type: what goes in \u2192 what comes out, what it reuses, what it is built from"
+    heading = ("Every model type: what goes in \u2192 what comes out, which earlier chapter's "
+               "code it builds on, which earlier model it is measured with, what it is built "
+               "from")
     for text in _wrap(heading, width - 2 * pad, FONT["heading"]):
         y += line["heading"]
+        # currentColor: the page's text colour, light or dark (course.css)
         body.append(f'<text x="{pad}" y="{y:.1f}" class="map-heading" font-size="{FONT["heading"]}" '
-                    f'font-weight="bold" fill="#222">{_esc(text)}</text>')
+                    f'font-weight="bold" fill="currentColor">{_esc(text)}</text>')
     for p, part in enumerate(data["parts"]):
         ink, tint = PART_INK[p % len(PART_INK)], PART_TINT[p % len(PART_TINT)]
         y += gap + line["part"]
-        body.append(f'<text x="{pad}" y="{y:.1f}" font-size="{FONT["part"]}" font-weight="bold" '
+        body.append(f'<text x="{pad}" y="{y:.1f}" class="map-part map-part-{p}" '
+                    f'font-size="{FONT["part"]}" font-weight="bold" '
                     f'fill="{ink}">{_esc(part)}</text>')
         y += 8
         in_part = [t for t in data["types"] if t["part"] == p]
@@ -236,8 +243,9 @@ def render_svg(columns: int = 3, width: int = 760, root: Path = ROOT) -> str:
             row = in_part[row_start:row_start + columns]
             boxes = []
             for t in row:
-                reused = sorted(t["reuses"], key=numbers.get)
-                reuse = ", ".join(f"{numbers[r]}. {titles[r]}" for r in reused) or "nothing"
+                def names(keys):
+                    return ", ".join(f"{numbers[r]}. {titles[r]}"
+                                     for r in sorted(keys, key=numbers.get))
                 lines = [("title", "bold", "normal", _wrap(f"{t['number']}. {t['title']}", text_w,
                                                            FONT["title"]))]
                 status = "chapter written: open it \u2192" if t["written"] else "coming"
@@ -245,7 +253,12 @@ def render_svg(columns: int = 3, width: int = 760, root: Path = ROOT) -> str:
                 lines.append(("body", "normal", "normal",
                               _wrap(f"{t['inputs']} \u2192 {t['outputs']}", text_w, FONT["body"])))
                 lines.append(("body", "bold", "normal",
-                              _wrap(f"reuses: {reuse}", text_w, FONT["body"])))
+                              _wrap(f"builds on: {names(t['reuses']) or 'no earlier chapter'}",
+                                    text_w, FONT["body"])))
+                if t["measured_with"]:
+                    lines.append(("body", "normal", "normal",
+                                  _wrap(f"measured with: {names(t['measured_with'])}",
+                                        text_w, FONT["body"])))
                 lines.append(("body", "normal", "normal",
                               _wrap("built from: " + ", ".join(t["built_from"]), text_w,
                                     FONT["body"])))
@@ -281,8 +294,10 @@ def render_svg(columns: int = 3, width: int = 760, root: Path = ROOT) -> str:
             y += row_h + gap
     total = y + pad - gap
     desc = ("The course map: fourteen model types in four parts. Each box names a model type, "
-            "what it takes in and puts out, the earlier chapters it reuses and what it is built "
-            "from. Written chapters link to their page; planned ones are dashed and marked coming.")
+            "what it takes in and puts out, the earlier chapter whose code it builds on, the "
+            "earlier model it is measured with (a baseline or the scoring classifier) and what "
+            "it is built from. Written chapters link to their page; planned ones are dashed and "
+            "marked coming.")
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {total:.0f}" '
         f'width="{width}" height="{total:.0f}" role="group" aria-labelledby="map-title-{columns}" '

@@ -37,9 +37,12 @@ class ModelType:
     inputs: str
     outputs: str
     built_from: Tuple[str, ...]  # the components the chapter writes from scratch
-    reuses: Tuple[str, ...] = ()  # keys of earlier model types whose code it imports
+    reuses: Tuple[str, ...] = ()  # earlier model types whose code it is built on
     chapter: str | None = None  # "chapters/01_cnn" once written, else None
     quality: Tuple[str, str] = ("test_accuracy", "test accuracy")  # metric key, label
+    #: earlier model types used only to measure this one (a baseline, or the digits
+    #: classifier that scores generated digits); it is not built from them
+    measured_with: Tuple[str, ...] = ()
 
     def notebook(self, root: Path) -> Path | None:
         """The executed notebook of this chapter under ``root`` (``None`` if not planned yet)."""
@@ -66,7 +69,7 @@ MODEL_TYPES: Tuple[ModelType, ...] = (
         "transformer", 3, "Transformer", 1, "sequence of vectors", "sequence of vectors",
         ("scaled dot-product attention", "multi-head attention", "positional encoding",
          "residual + norm"),
-        reuses=("rnn",), chapter="chapters/03_transformer",
+        measured_with=("rnn",), chapter="chapters/03_transformer",
         quality=("order_task_accuracy", "reverse task, token accuracy"),
     ),
     ModelType(
@@ -93,19 +96,19 @@ MODEL_TYPES: Tuple[ModelType, ...] = (
     ModelType(
         "vae", 8, "Autoencoder / VAE", 2, "image", "latent code, reconstruction",
         ("encoder, decoder", "reparameterization", "ELBO"),
-        reuses=("cnn",), chapter="chapters/08_autoencoder",
+        measured_with=("cnn",), chapter="chapters/08_autoencoder",
         quality=("fd", "Frechet distance (prior samples)"),
     ),
     ModelType(
         "gan", 9, "GAN", 2, "random noise", "image",
         ("generator", "discriminator", "min-max training"),
-        reuses=("cnn",), chapter="chapters/09_gan",
+        measured_with=("cnn",), chapter="chapters/09_gan",
         quality=("fd", "Frechet distance (samples)"),
     ),
     ModelType(
         "diffusion", 10, "Diffusion", 2, "noise (+ class)", "image",
         ("forward noising", "noise prediction", "DDIM sampling", "classifier-free guidance"),
-        reuses=("cnn", "vae"), chapter="chapters/10_diffusion",
+        reuses=("vae",), measured_with=("cnn",), chapter="chapters/10_diffusion",
         quality=("fd", "Frechet distance (DDIM, 25 steps)"),
     ),
     ModelType(
@@ -141,7 +144,7 @@ def validate(model_types=MODEL_TYPES) -> None:
             raise ValueError(f"model type {m.key!r} is listed twice")
         if not 0 <= m.part < len(PARTS):
             raise ValueError(f"{m.key}: part {m.part} is not one of the {len(PARTS)} parts")
-        for r in m.reuses:
+        for r in (*m.reuses, *m.measured_with):
             if r not in seen:
                 raise ValueError(f"{m.key} reuses {r!r}, which is not an earlier model type")
         seen[m.key] = m

@@ -30,16 +30,33 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _static(fig, caption: str = "") -> tuple:
+    """The static view: PNG bytes, and the figure metadata the website reads (alt text,
+    caption, and a phone layout: :func:`fromscratch.plotting.show` explains them)."""
+    from .plotting import DPI, FIGURE_METADATA_KEY, describe, narrow_layout, png_bytes, smallest_text_pt
+
+    meta = {"alt": describe(fig), "dpi": DPI, "font_pt": smallest_text_pt(fig)}
+    if caption:
+        meta["caption"] = caption
+    wide = png_bytes(fig)
+    narrow_layout(fig)
+    meta["narrow"] = base64.b64encode(png_bytes(fig)).decode("ascii")
+    meta["narrow_font_pt"] = smallest_text_pt(fig)
+    plt.close(fig)
+    return wide, {FIGURE_METADATA_KEY: meta}
+
+
 class Explorer:
     """A widget plus a static fallback figure, displayed as one output.
 
     ``widget`` is ``None`` when ipywidgets is not installed; then only the figure shows.
     """
 
-    def __init__(self, widget, static_png: bytes, description: str):
+    def __init__(self, widget, static_png: bytes, description: str, metadata=None):
         self.widget = widget
         self.static_png = static_png
         self.description = description
+        self.metadata = metadata or {}
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         data = {
@@ -52,7 +69,7 @@ class Explorer:
             view = view[0] if isinstance(view, tuple) else view
             if WIDGET_VIEW in view:
                 data[WIDGET_VIEW] = view[WIDGET_VIEW]
-        return data
+        return (data, self.metadata) if self.metadata else data
 
 
 def _widgets():
@@ -112,7 +129,7 @@ def feature_map_figure(image, maps: Sequence[np.ndarray], rows: Sequence[tuple],
 
 
 def feature_map_explorer(model, images: torch.Tensor, labels=None, n_maps: int = 8,
-                         static_images: Sequence[int] = (0, 1)) -> Explorer:
+                         static_images: Sequence[int] = (0, 1), caption: str = "") -> Explorer:
     """Pick an image and a layer of a CNN with ``.feature_maps(x)``; see that layer's maps.
 
     ``images``: ``(N, 1, H, W)``; ``labels``: optional names/classes shown as titles. The
@@ -126,11 +143,11 @@ def feature_map_explorer(model, images: torch.Tensor, labels=None, n_maps: int =
                                           for v in list(labels)[: len(images)]]
     picks = [i for i in static_images if i < len(images)] or [0]
     rows = [(i, layer) for i in picks for layer in range(len(maps))]
-    static = _png(feature_map_figure(images, maps, rows, n_maps, titles))
+    static, meta = _static(feature_map_figure(images, maps, rows, n_maps, titles), caption)
 
     w = _widgets()
     if w is None:
-        return Explorer(None, static, "Feature map explorer")
+        return Explorer(None, static, "Feature map explorer", meta)
     image_slider = w.IntSlider(0, 0, len(images) - 1, description="image")
     layer = w.ToggleButtons(options=[(f"block {k + 1}", k) for k in range(len(maps))],
                             description="layer")
@@ -146,7 +163,7 @@ def feature_map_explorer(model, images: torch.Tensor, labels=None, n_maps: int =
         control.observe(update, names="value")
     update()
     return Explorer(w.VBox([w.HBox([image_slider, count]), layer, out]), static,
-                    "Feature map explorer")
+                    "Feature map explorer", meta)
 
 
 # --- RNN: hidden state over time -------------------------------------------------------
@@ -206,7 +223,7 @@ def hidden_state_figure(hs: np.ndarray, names: list, index: int, steps: Sequence
 def hidden_state_explorer(model, tokens: torch.Tensor,
                           decode: Callable | Sequence | dict | None = None,
                           max_units: int = 32, static_steps: Sequence[int] | None = None,
-                          title: str = "") -> Explorer:
+                          title: str = "", caption: str = "") -> Explorer:
     """Step through a sequence and watch a recurrent model's hidden state change.
 
     ``model``: anything with ``.embed`` (token ids -> vectors) and ``.rnn`` (a
@@ -220,11 +237,11 @@ def hidden_state_explorer(model, tokens: torch.Tensor,
     names = _token_names(tokens, decode)
     T = hs.shape[1]
     steps = list(static_steps) if static_steps is not None else sorted({0, T // 2, T - 1})
-    static = _png(hidden_state_figure(hs, names, 0, steps, max_units, title))
+    static, meta = _static(hidden_state_figure(hs, names, 0, steps, max_units, title), caption)
 
     w = _widgets()
     if w is None:
-        return Explorer(None, static, "Hidden state explorer")
+        return Explorer(None, static, "Hidden state explorer", meta)
     seq = w.IntSlider(0, 0, len(tokens) - 1, description="sequence")
     step = w.IntSlider(0, 0, T - 1, description="time step")
     play = w.Play(value=0, min=0, max=T - 1, interval=400, description="play")
@@ -237,4 +254,5 @@ def hidden_state_explorer(model, tokens: torch.Tensor,
     seq.observe(update, names="value")
     step.observe(update, names="value")
     update()
-    return Explorer(w.VBox([w.HBox([seq, play, step]), out]), static, "Hidden state explorer")
+    return Explorer(w.VBox([w.HBox([seq, play, step]), out]), static, "Hidden state explorer",
+                    meta)
