@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from fromscratch.grading.cli import assign_main
 
 ROOT = Path(__file__).resolve().parents[2]
