@@ -19,10 +19,34 @@ def _check_bundle(explorer):
     figure = meta["fromscratch_figure"]  # alt text and a phone layout for the website
     assert figure["alt"] and base64.b64decode(figure["narrow"]).startswith(PNG_MAGIC)
     assert base64.b64decode(bundle["image/png"]).startswith(PNG_MAGIC)
-    assert "static view" in bundle["text/plain"]
+    assert "static view" in bundle["text/plain"] and explore.WIDGET_VIEW not in bundle
     if explorer.widget is not None:
-        view = bundle[explore.WIDGET_VIEW]
-        assert view["model_id"] == explorer.widget.model_id
+        view = explorer.widget_bundle()
+        assert list(view) == [explore.WIDGET_VIEW]  # nothing for the website to show
+        assert view[explore.WIDGET_VIEW]["model_id"] == explorer.widget.model_id
+
+
+def test_an_explorer_is_two_outputs_so_its_figure_survives_a_save():
+    """In a kernel, the static figure and the widget are separate outputs: a notebook saved
+    and reopened loses the widget's model, not the figure."""
+    pytest.importorskip("ipywidgets")
+    import ipywidgets
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shown = []
+    shell = InteractiveShell.instance()
+    try:
+        shell.display_pub.publish = lambda data, metadata=None, **kw: shown.append(data)
+        explorer = explore.Explorer(ipywidgets.IntSlider(), PNG_MAGIC + b"x", "An explorer")
+        shell.run_cell("pass")
+        from IPython.display import display
+
+        display(explorer)
+    finally:
+        InteractiveShell.clear_instance()
+    assert len(shown) == 2, shown
+    assert "image/png" in shown[0] and explore.WIDGET_VIEW not in shown[0]
+    assert list(shown[1]) == [explore.WIDGET_VIEW]
 
 
 @pytest.fixture

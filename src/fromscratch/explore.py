@@ -47,8 +47,12 @@ def _static(fig, caption: str = "") -> tuple:
 
 
 class Explorer:
-    """A widget plus a static fallback figure, displayed as one output.
+    """A widget plus a static fallback figure, displayed as two outputs.
 
+    The first output is the static figure (what the website and any viewer without a
+    kernel show); the second holds only the widget's view. They are separate so that the
+    figure survives a save: a notebook saved and opened again has lost its widgets
+    (JupyterLab then shows "model not found" in the widget's output), but not the figure.
     ``widget`` is ``None`` when ipywidgets is not installed; then only the figure shows.
     """
 
@@ -59,17 +63,31 @@ class Explorer:
         self.metadata = metadata or {}
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        """The static figure's output."""
+        live = " (live controls below it in a running notebook)" if self.widget is not None else ""
         data = {
-            "text/plain": f"{self.description} (interactive in a live notebook; "
-                          "static view of representative settings here)",
+            "text/plain": f"{self.description}: static view of representative settings{live}",
             "image/png": base64.b64encode(self.static_png).decode("ascii"),
         }
-        if self.widget is not None:
-            view = self.widget._repr_mimebundle_()
-            view = view[0] if isinstance(view, tuple) else view
-            if WIDGET_VIEW in view:
-                data[WIDGET_VIEW] = view[WIDGET_VIEW]
         return (data, self.metadata) if self.metadata else data
+
+    def widget_bundle(self):
+        """The widget's output: its view only (the website renders nothing for it)."""
+        if self.widget is None:
+            return None
+        view = self.widget._repr_mimebundle_()
+        view = view[0] if isinstance(view, tuple) else view
+        return {WIDGET_VIEW: view[WIDGET_VIEW]} if WIDGET_VIEW in view else None
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        display(data, raw=True, metadata=meta)
+        widget = self.widget_bundle()
+        if widget is not None:
+            display(widget, raw=True)
 
 
 def _widgets():

@@ -4,6 +4,8 @@ virtual environment, as the README tells learners to start it.
 
 * nbgrader's Validate button does not report success for a wrong answer;
 * an exercise check run after a restart (nothing above it run) says what to run;
+* an interactive explorer's figure is still there after the notebook is saved and opened
+  again (the widget itself is gone then: its model lived in the old kernel session).
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ WRONG = ("import torch\n\n\ndef max_pool2d(x, kernel_size, stride=None):\n"
          "    return torch.nn.functional.avg_pool2d(x, kernel_size, stride)\n")
 
 
+EXPLORER = """import io
+import ipywidgets
+import matplotlib.pyplot as plt
+from fromscratch.explore import Explorer
+
+fig = plt.figure(figsize=(3, 2))
+plt.plot([0, 1, 0])
+buf = io.BytesIO()
+fig.savefig(buf, format="png")
+plt.close(fig)
+Explorer(ipywidgets.IntSlider(description="step"), buf.getvalue(), "A test explorer")"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,6 +64,10 @@ def lab(tmp_path_factory):
     next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")).source = WRONG
     nbformat.write(nb, root / "wrong.ipynb")
     shutil.copy(ROOT / "chapters" / "02_rnn.ipynb", root / "02_rnn.ipynb")
+    explorer = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(EXPLORER)])
+    explorer.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(explorer, root / "explorer.ipynb")
     port = _free_port()
     log = open(root / "lab.log", "w")
     proc = subprocess.Popen(
@@ -76,11 +95,18 @@ def lab(tmp_path_factory):
     log.close()
 
 
+_OPENED = []
+
+
 def _open(browser_context, lab, name):
+    """A new tab with ``name`` open in a workspace of its own (JupyterLab would otherwise
+    restore the notebooks earlier tests opened)."""
+    _OPENED.append(name)
     page = browser_context.new_page()
     page.set_default_timeout(120_000)
-    page.goto(f"{lab}/lab/tree/{name}?token={TOKEN}")
+    page.goto(f"{lab}/lab/workspaces/test{len(_OPENED)}/tree/{name}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+    page.get_by_text("Python 3 (ipykernel) | Idle").first.wait_for()  # the kernel is ready
     return page
 
 
@@ -118,5 +144,29 @@ def test_an_exercise_check_after_a_restart_says_what_to_run(browser_context, lab
         output.get_by_text("[hint]").first.wait_for()
         text = output.inner_text()
         assert "NameError" in text and "Run All Above Selected Cell" in text, text[:2000]
+    finally:
+        page.close()
+
+
+@pytest.mark.lab
+def test_an_explorer_figure_survives_save_and_reopen(browser_context, lab):
+    page = _open(browser_context, lab, "explorer.ipynb")
+    try:
+        cell = page.locator(".jp-CodeCell").first
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        cell.locator(".jp-OutputArea img").first.wait_for()
+        cell.locator(".widget-slider").first.wait_for()  # the live widget
+        page.keyboard.press("Control+s")
+        page.wait_for_function("() => !document.title.startsWith('*') && "
+                               "!document.querySelector('.jp-mod-dirty')")
+        time.sleep(1)
+    finally:
+        page.close()
+    page = _open(browser_context, lab, "explorer.ipynb")
+    try:
+        image = page.locator(".jp-CodeCell").first.locator(".jp-OutputArea img").first
+        image.wait_for()
+        assert image.evaluate("img => img.naturalWidth > 0 && img.getBoundingClientRect().width > 50")
     finally:
         page.close()
