@@ -68,18 +68,22 @@ def test_strict_mode_raises_with_the_feedback(monkeypatch):
     assert check_function("demo", _ref, _ref, cases).passed
 
 
-def test_forbidden_blocks_every_alias_and_restores():
+def test_forbidden_blocks_every_alias_and_leaves_nothing_behind():
     from fromscratch.checks import core
     from fromscratch.models import cnn
 
     alias = cnn.max_pool2d
     x = torch.randn(1, 1, 4, 4)
-    with core.forbidden(cnn.max_pool2d, (torch.nn.functional, "max_pool2d")):
-        with pytest.raises(core.UsedForbidden, match="fromscratch.models.cnn.max_pool2d"):
+    targets = (cnn.max_pool2d, (torch.nn.functional, "max_pool2d"))
+    with pytest.raises(core.UsedForbidden, match="fromscratch.models.cnn.max_pool2d"):
+        with core.forbidden(*targets):
             alias(x, 2)
-        with pytest.raises(core.UsedForbidden, match="max_pool2d"):
+    with pytest.raises(core.UsedForbidden, match="max_pool2d"):
+        with core.forbidden(*targets):
             torch.nn.functional.max_pool2d(x, 2)
     assert torch.equal(alias(x, 2), torch.nn.functional.max_pool2d(x, 2))
+    import sys
+    assert sys.getprofile() is None
 
 
 def test_check_function_refuses_a_forbidden_implementation_by_name():
@@ -169,7 +173,8 @@ def test_head_role_exercise_refuses_the_checks_own_measurement():
     exec(compile(ex.setup, "<setup>", "exec"), ns)
     result = checks.check_head_role(checks.head_drop, ns["relation_models"][0],
                                     ns["X_rel_val"], ns["Y_rel_val"])
-    assert result.status == "failed" and "an existing implementation" in result.text
+    assert result.status == "failed" and "a part of the check itself" in result.text
+    assert result.refused == "fromscratch.checks.transformer.head_drop"
 
 
 def test_check_function_refuses_a_function_that_changes_its_inputs():
