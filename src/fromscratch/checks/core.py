@@ -206,6 +206,7 @@ def check_function(
     rtol: float = 1e-4,
     forbid: Sequence = (),
     strict: Optional[bool] = None,
+    fresh: Optional[Callable] = None,
 ) -> CheckResult:
     """Run ``fn`` and ``reference`` on every case and compare.
 
@@ -213,8 +214,14 @@ def check_function(
     the learner's output equals one of them, the check names that mistake. While ``fn``
     runs, the implementations in ``forbid`` (see :func:`forbidden`) raise, so a solution
     that only calls the course's or PyTorch's version of the piece is refused by name.
+    While ``fn`` runs it is traced (see :class:`Guard`): entering any implementation in
+    ``forbid``, or any code of the checks' own modules, refuses the answer, however it
+    was reached. ``fresh(g)`` returns more cases drawn with a generator seeded at check
+    time: inputs no answer can have seen before (against answers that store outputs).
     """
     name = getattr(fn, "__name__", "your function")
+    if fresh is not None:
+        cases = list(cases) + list(fresh(fresh_generator()))
     if not callable(fn):
         return finish(
             CheckResult(exercise, FAIL, [f"expected a function, received {describe(fn)}."]),
@@ -692,12 +699,43 @@ def check_output_shape(exercise: str, model, x: torch.Tensor, expected_shape: tu
     return None
 
 
+def direction(received: float, expected: float) -> str:
+    """How a wrong measurement is off, in words, without giving the right value away:
+    too high or too low, and roughly by how much."""
+    word = "too high" if received > expected else "too low"
+    gap = abs(received - expected) / max(abs(expected), 1e-12)
+    size = "far " if gap > 0.5 else "slightly " if gap < 0.05 else ""
+    rough = "more than 50%" if gap > 0.5 else "less than 5%" if gap < 0.05 else "5% to 50%"
+    return f"{size}{word} (off by {rough} of the right value)"
+
+
+def fresh_generator() -> torch.Generator:
+    """A generator seeded at check time from the operating system: an input drawn with it
+    cannot have been seen (or stored) before the check ran."""
+    return torch.Generator().manual_seed(int.from_bytes(os.urandom(6), "little"))
+
+
+def _as_number(exercise, name, value, strict):
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, failed(exercise, [f"`{name}` must return a number, received "
+                                       f"{describe(value)}"], strict)
+    return float(value), None
+
+
+def _known_matches(value, known, rel_tol, abs_tol) -> list:
+    return [message for message, wrong in (known or {}).items()
+            if wrong is not None and math.isclose(value, wrong, rel_tol=rel_tol, abs_tol=abs_tol)]
+
+
 def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, expected: float,
                       *, known: Optional[dict] = None, input_text: str = "", hint: str = "",
                       rel_tol: float = 1e-4, abs_tol: float = 1e-6, forbid: Sequence = (),
                       model=None, success: Callable[[float], str] = None,
                       strict: Optional[bool] = None,
-                      random_hint: Optional[str] = None) -> CheckResult:
+                      random_hint: Optional[str] = None,
+                      fresh: Optional[Callable] = None) -> CheckResult:
     """Check an experiment function that returns one number.
 
     ``measure(*args)`` is called twice, with different random seeds; ``model`` (if given)
@@ -706,6 +744,12 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
     mode (dropout active): the feedback says so, or gives ``random_hint`` where another
     cause is likelier. ``known`` maps a message to the value that a typical mistake
     produces; a match names the mistake.
+
+    The feedback never prints the right value (only whether the answer is too high or too
+    low, and roughly by how much), so it cannot be copied into an answer. ``fresh(g)``,
+    given a generator seeded at check time, returns ``(args, expected, input_text)`` or
+    ``(args, expected, input_text, known)``: a second input no answer can have seen; a
+    passing answer must be right on it too.
     """
     values = []
     for seed in (0, 1):
@@ -715,12 +759,10 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
                                       seed=seed)
         if problem is not None:
             return problem
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return failed(exercise, [f"`{name}` must return a number, received {describe(value)}"],
-                          strict)
-        values.append(float(value))
+        value, problem = _as_number(exercise, name, value, strict)
+        if problem is not None:
+            return problem
+        values.append(value)
     if model is not None:
         model.eval()
     first, second = values
@@ -733,17 +775,44 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
             "drops different units on every call. Call model.eval() before measuring (and "
             "use torch.no_grad()).",
         ], strict)
-    if math.isclose(first, expected, rel_tol=rel_tol, abs_tol=abs_tol):
-        return passed(exercise, success(first) if success else f"{first:.6g} matches.", strict)
-    lines += [f"expected: {expected:.6g}", f"received: {first:.6g}"]
-    matches = [message for message, wrong in (known or {}).items()
-               if wrong is not None and math.isclose(first, wrong, rel_tol=rel_tol,
-                                                     abs_tol=abs_tol)]
-    if matches:  # several mistakes can give the same number: name each of them
-        lines.append("likely mistake: " + " Or: ".join(matches))
-    elif hint:
-        lines.append(f"hint: {hint}")
-    return failed(exercise, lines, strict)
+    if not math.isclose(first, expected, rel_tol=rel_tol, abs_tol=abs_tol):
+        lines += [f"received: {first:.6g}, {direction(first, expected)}"]
+        matches = _known_matches(first, known, rel_tol, abs_tol)
+        if matches:  # several mistakes can give the same number: name each of them
+            lines.append("likely mistake: " + " Or: ".join(matches))
+        elif hint:
+            lines.append(f"hint: {hint}")
+        return failed(exercise, lines, strict)
+    if fresh is not None:
+        drawn = fresh(fresh_generator())
+        f_args, f_expected, f_text = drawn[:3]
+        f_known = drawn[3] if len(drawn) > 3 else {}
+        if model is not None:
+            model.train()
+        value, problem = call_learner(exercise, measure, name, f_args, forbid=forbid,
+                                      strict=strict, seed=2)
+        if problem is not None:
+            return problem
+        value, problem = _as_number(exercise, name, value, strict)
+        if problem is not None:
+            return problem
+        if model is not None:
+            model.eval()
+        if not math.isclose(value, f_expected, rel_tol=rel_tol, abs_tol=abs_tol):
+            lines = [f"the first input gives the right value, but a fresh input drawn at "
+                     f"check time does not: {f_text}",
+                     f"received: {value:.6g}, {direction(value, f_expected)}"]
+            matches = _known_matches(value, f_known, rel_tol, abs_tol)
+            if math.isclose(value, first, rel_tol=rel_tol, abs_tol=abs_tol):
+                matches.insert(0, "your function returned the same number as for the first "
+                               "input: it must compute the measurement from the arguments it "
+                               "is given, not return a stored number.")
+            if matches:
+                lines.append("likely mistake: " + " Or: ".join(matches))
+            elif hint:
+                lines.append(f"hint: {hint}")
+            return failed(exercise, lines, strict)
+    return passed(exercise, success(first) if success else f"{first:.6g} matches.", strict)
 
 
 @contextmanager
@@ -780,7 +849,8 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                         after_training: Sequence[Callable] = (),
                         success: Optional[Callable] = None, higher_is_better: bool = True,
                         forbid: Sequence = (), refuse_classes: Sequence[type] = (),
-                        strict: Optional[bool] = None, seed: int = 0) -> CheckResult:
+                        watch_training: bool = True, strict: Optional[bool] = None,
+                        seed: int = 0) -> CheckResult:
     """The shared pattern of every "change the model" exercise.
 
     1. ``make_model(*args)`` is called (seeded) and must return an ``nn.Module``;
@@ -807,7 +877,8 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     # while the check trains and probes the model, the learner's code (its forward) is
     # traced only when the exercise forbids something: tracing slows training down
     targets = _Targets(list(forbid) + _ESCAPES)
-    watch = (lambda: Guard(targets, checks=False, anywhere=False)) if forbid else _no_guard
+    watch = (lambda: Guard(targets, checks=False, anywhere=False)) \
+        if forbid and watch_training else _no_guard
     with watch():
         try:
             problem = check_output_shape(exercise, model, probe, out_shape, probe_text, shape_hint,
