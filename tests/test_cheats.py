@@ -90,6 +90,61 @@ from fromscratch.training import accuracy
 def measure_top_half_blanked(model, X, y):
     return accuracy(model, blank_rows(X, 0, 4), y)
 """, "a part of the check itself"),
+    # --- RNN -------------------------------------------------------------------------
+    ("rnn-gru-step", "the check's variant factory", """
+from fromscratch.checks.rnn import _gru_variant
+gru_step = _gru_variant()
+""", "a part of the check itself"),
+    ("rnn-gru-step", "the check's reference in a wrapper", """
+from fromscratch.checks import rnn as _checks
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    return _checks._gru_reference(x, h, weight_ih, weight_hh, bias_ih, bias_hh) + 0.0
+""", "a part of the check itself"),
+    ("rnn-gru-step", "PyTorch's gru_cell imported before the check", """
+from torch import gru_cell as _cell
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    return _cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+""", REFUSED),
+    ("rnn-gru-step", "nn.GRUCell with the weights copied", """
+import torch, torch.nn as nn
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    cell = nn.GRUCell(x.shape[1], h.shape[1])
+    with torch.no_grad():
+        cell.weight_ih.copy_(weight_ih); cell.weight_hh.copy_(weight_hh)
+        cell.bias_ih.copy_(bias_ih); cell.bias_hh.copy_(bias_hh)
+    return cell(x, h).detach()
+""", REFUSED),
+    ("rnn-gru-step", "the course's GRU cell", """
+import torch
+from fromscratch.models.rnn import GRUCell
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    cell = GRUCell(x.shape[1], h.shape[1])
+    with torch.no_grad():
+        for p, v in zip(cell.parameters(), (weight_ih, weight_hh, bias_ih, bias_hh)):
+            p.copy_(v)
+    return cell(x, h)
+""", REFUSED),
+    ("rnn-perplexity", "the value for the shown input, stored", """
+import math, torch
+_model, _ids = char_model.eval(), test_ids
+with torch.no_grad():
+    _stored = math.exp(torch.nn.functional.cross_entropy(_model(_ids[None, :-1])[0],
+                                                         _ids[1:]).item())
+
+def measure_stream_perplexity(model, ids):
+    return _stored
+""", "your function returned the same number as for the first input"),
+    ("rnn-perplexity", "the course's perplexity helper", """
+from fromscratch.data import char_windows
+from fromscratch.models.rnn import perplexity
+
+def measure_stream_perplexity(model, ids):
+    return perplexity(model, *char_windows(ids, len(ids) - 1))
+""", REFUSED),
 ]
 
 
