@@ -387,6 +387,12 @@ def _is_library_code(code) -> bool:
     return name.startswith("<frozen") or name.startswith(_ROOTS) or name == "<guard>"
 
 
+def _importing(frame) -> bool:
+    """Whether ``frame`` (a module's body) runs because the import system imports it."""
+    caller = frame.f_back
+    return caller is not None and caller.f_code.co_filename.startswith("<frozen importlib")
+
+
 def _qualname(obj) -> str:
     owner = getattr(obj, "__self__", None)
     if type(owner).__name__ == "_VariableFunctionsClass" or \
@@ -479,6 +485,7 @@ class Guard:
         self._previous = None
         self._mode = None
         self._closing = False
+        self._entry = None
 
     def _make_profile(self):
         """The profiler: called for every function entered and left, so kept cheap (one
@@ -523,19 +530,22 @@ class Guard:
         return name
 
     def _counts(self, frame) -> bool:
-        """Whether a forbidden entry counts: always when the guard wraps a learner call,
-        else only when learner code is on the stack."""
-        if self.anywhere:
-            return True
-        while frame is not None:
+        """Whether a forbidden entry counts: when the guard wraps a learner call, always,
+        else only when learner code is on the stack; never while a library module is
+        being imported (a lazy import inside PyTorch may sort, and an import broken
+        halfway would break later imports)."""
+        learner = self.anywhere
+        while frame is not None and frame is not self._entry:
             code = frame.f_code
             mine = self._learner.get(code)
             if mine is None:
                 mine = self._learner[code] = not _is_library_code(code)
             if mine:
-                return True
+                learner = True
+            elif code.co_name == "<module>" and _importing(frame):
+                return False
             frame = frame.f_back
-        return False
+        return learner
 
     def _refuse(self, name: str):
         if self.violation is None:
@@ -545,6 +555,7 @@ class Guard:
     def __enter__(self):
         self.violation = None
         self._closing = False
+        self._entry = sys._getframe(1)
         self._previous = sys.getprofile()
         if self.targets.ops:
             self._mode = _ForbiddenOps(self.targets.ops, self)
@@ -879,10 +890,10 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     targets = _Targets(list(forbid) + _ESCAPES)
     watch = (lambda: Guard(targets, checks=False, anywhere=False)) \
         if forbid and watch_training else _no_guard
-    with watch():
-        try:
-            problem = check_output_shape(exercise, model, probe, out_shape, probe_text, shape_hint,
-                                         strict)
+    try:
+        with watch():
+            problem = check_output_shape(exercise, model, probe, out_shape, probe_text,
+                                         shape_hint, strict)
             if problem is not None:
                 return problem
             for requirement in requirements:
@@ -891,11 +902,13 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                     return failed(exercise, lines, strict)
             torch.manual_seed(seed)
             score = float(train(model))
-        except UsedForbidden as exc:
-            return used_forbidden(exercise, name, exc.name, strict)
-        except Exception as exc:
-            return failed(exercise, [f"training the model raised {_short_error(exc)}",
-                                     f"hint: {shape_hint}"], strict)
+    except UsedForbidden as exc:
+        return used_forbidden(exercise, name, exc.name, strict)
+    except CheckFailed:
+        raise
+    except Exception as exc:
+        return failed(exercise, [f"training the model raised {_short_error(exc)}",
+                                 f"hint: {shape_hint}"], strict)
     good = score >= bar if higher_is_better else score <= bar
     if not good:
         lines = [f"after training with the check's recipe: {score_text(score)}; "

@@ -312,6 +312,11 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
     def below_bar(model, score):
         with torch.no_grad():
             out = model(torch.randn(256, latent, generator=torch.Generator().manual_seed(1)))
+        if G.ring_coverage(out).modes >= MODEL_MODES_BAR:
+            return [f"likely mistake: the generator draws the chapter's ring, but the check "
+                    f"trained it on the ring turned by {angle:.2f} rad: its points come "
+                    "from centres it knows, not from what it learned. Build it from layers "
+                    "that training moves, and let the discriminator teach it the ring."]
         if out.min() >= 0 and out.max() <= 1:
             return ["likely mistake: the outputs stay in [0, 1] (a sigmoid at the end?), "
                     "but the centres lie on a circle of radius 2, from -2 to 2; end with a "

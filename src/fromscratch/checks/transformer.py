@@ -317,7 +317,7 @@ def noisy_labels(Y, fraction=0.2, seed=0):
     return Y
 
 
-def _head_role_once(measure, model, X, Y, input_text, strict):
+def _head_role_once(measure, model, X, Y, input_text, strict, fresh=None):
     expected = head_drop(model, X, Y)
     known = {
         "position 0 is counted: it has no previous token (its label is -100, never "
@@ -340,7 +340,7 @@ def _head_role_once(measure, model, X, Y, input_text, strict):
         "head_mask = torch.ones(n_layers, n_heads) holding 0 at [0, h]; accuracy of "
         "Y[..., 0] over positions 1 .. T-1, before minus after.",
         success=lambda v: f"removing the previous-token head costs {v:.1%} of its accuracy.",
-        strict=strict)
+        strict=strict, fresh=fresh)
 
 
 def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = None):
@@ -356,6 +356,16 @@ def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = Non
         from .core import finish
 
         return finish(first, strict)
-    return _head_role_once(measure, swap_heads(model), X, noisy_labels(Y),
+    twin = swap_heads(model)
+
+    def fresh(g):
+        keep = torch.randperm(len(X), generator=g)[: max(100, len(X) // 2)]
+        fraction = 0.1 + 0.3 * float(torch.rand(1, generator=g))
+        Ys = noisy_labels(Y[keep], fraction, seed=int(torch.randint(1 << 30, (1,), generator=g)))
+        return ((twin, X[keep].clone(), Ys), head_drop(twin, X[keep], Ys),
+                f"{len(keep)} of the sequences, chosen at check time, with {fraction:.0%} of "
+                "their previous-token labels changed")
+
+    return _head_role_once(measure, twin, X, noisy_labels(Y),
                            "the same model with its heads renumbered, and 20% of the "
-                           "previous-token labels changed", strict)
+                           "previous-token labels changed", strict, fresh=fresh)
