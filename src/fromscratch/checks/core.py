@@ -547,6 +547,21 @@ class Guard:
             frame = frame.f_back
         return learner
 
+    def check_callable(self, fn) -> None:
+        """Refuse ``fn`` itself when it is a forbidden C function, or a partial or bound
+        wrapper around one: calls from C to C (a partial calling a builtin) never reach
+        the profiler (PyTorch's operators are caught at dispatch all the same)."""
+        seen = 0
+        while fn is not None and seen < 20:
+            hit = self.targets.c_funcs.get(id(fn))
+            if hit is not None and hit[0] is fn:
+                self._refuse(hit[1])
+            code = getattr(fn, "__code__", None)
+            if code is not None and self._judge(code):
+                self._refuse(self._verdicts[code])
+            fn = getattr(fn, "func", None) or getattr(fn, "__func__", None)
+            seen += 1
+
     def _refuse(self, name: str):
         if self.violation is None:
             self.violation = name
@@ -605,7 +620,8 @@ def call_guarded(fn: Callable, args: tuple = (), kwargs: Optional[dict] = None,
                  forbid: Sequence = ()):
     """``fn(*args, **kwargs)`` under a :class:`Guard` that also refuses the checks' own
     code: raises :class:`UsedForbidden` if the call executed something forbidden."""
-    with guard(forbid):
+    with guard(forbid) as watching:
+        watching.check_callable(fn)
         return fn(*args, **(kwargs or {}))
 
 
