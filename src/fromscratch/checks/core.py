@@ -891,7 +891,9 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     The implementations in ``forbid`` are refused throughout, whenever the learner's code
     (the factory, the model's own methods) leads to them (see :class:`Guard`), and a model
     that is or holds one of ``refuse_classes`` anywhere in ``model.modules()`` (the course's
-    model of the piece the exercise asks for, wrapped or not) is refused.
+    model of the piece the exercise asks for, wrapped or not) is refused. Tracing slows
+    training a little: ``watch_training=False`` traces only the factory (for a ``forbid``
+    list that only the factory could reach).
     """
     model, problem = call_factory(exercise, make_model, name, args, strict, seed, forbid)
     if problem is not None:
