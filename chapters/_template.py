@@ -78,7 +78,19 @@ print("device:", device())
 # ## Exercises
 #
 # Each exercise has a check below it. Run your cell, then the check: it tells you which
-# input failed, what was expected and what your code returned.
+# input failed, what your code returned and what is wrong with it (for a function, the
+# expected output; for a measured number, whether it is too high or too low).
+#
+# <!-- Exercise checks use the patterns of src/fromscratch/checks/core.py, which close
+# whole classes of wrong answers: check_function / call_learner / check_measurement run
+# the answer traced (core.Guard) and refuse it when it executes the piece it must write
+# (pass the course's and PyTorch's implementations as forbid=; the checks' own code is
+# refused without asking); check_function(fresh=...) and check_measurement(fresh=...)
+# add an input drawn at check time; a measurement's feedback never prints the right
+# value; check_trained_model(refuse_classes=...) refuses the course's model of the piece
+# anywhere in model.modules(). Probes test lengths and positions beyond any constant a
+# learner might hard-code, and tests/test_cheats.py holds one shortcut per class for
+# every exercise. -->
 
 # %%
 from fromscratch.exercises import show_solution  # noqa: F401  (used by the learner)

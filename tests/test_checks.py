@@ -68,18 +68,22 @@ def test_strict_mode_raises_with_the_feedback(monkeypatch):
     assert check_function("demo", _ref, _ref, cases).passed
 
 
-def test_forbidden_blocks_every_alias_and_restores():
+def test_forbidden_blocks_every_alias_and_leaves_nothing_behind():
     from fromscratch.checks import core
     from fromscratch.models import cnn
 
     alias = cnn.max_pool2d
     x = torch.randn(1, 1, 4, 4)
-    with core.forbidden(cnn.max_pool2d, (torch.nn.functional, "max_pool2d")):
-        with pytest.raises(core.UsedForbidden, match="fromscratch.models.cnn.max_pool2d"):
+    targets = (cnn.max_pool2d, (torch.nn.functional, "max_pool2d"))
+    with pytest.raises(core.UsedForbidden, match="fromscratch.models.cnn.max_pool2d"):
+        with core.forbidden(*targets):
             alias(x, 2)
-        with pytest.raises(core.UsedForbidden, match="max_pool2d"):
+    with pytest.raises(core.UsedForbidden, match="max_pool2d"):
+        with core.forbidden(*targets):
             torch.nn.functional.max_pool2d(x, 2)
     assert torch.equal(alias(x, 2), torch.nn.functional.max_pool2d(x, 2))
+    import sys
+    assert sys.getprofile() is None
 
 
 def test_check_function_refuses_a_forbidden_implementation_by_name():
@@ -110,7 +114,8 @@ def test_measurement_that_changes_between_calls_names_training_mode():
     assert check_measurement("demo", correct, "measure", (model, x), 1.0, model=model).passed
     wrong = check_measurement("demo", lambda m, x: 100.0, "measure", (model, x), 1.0,
                               known={"a percentage": 100.0})
-    assert "likely mistake: a percentage" in wrong.text and "expected: 1" in wrong.text
+    assert "likely mistake: a percentage" in wrong.text and "far too high" in wrong.text
+    assert "expected" not in wrong.text  # the right value is never printed
 
 
 def test_trained_model_pattern_checks_shape_requirements_and_bar():
@@ -169,7 +174,8 @@ def test_head_role_exercise_refuses_the_checks_own_measurement():
     exec(compile(ex.setup, "<setup>", "exec"), ns)
     result = checks.check_head_role(checks.head_drop, ns["relation_models"][0],
                                     ns["X_rel_val"], ns["Y_rel_val"])
-    assert result.status == "failed" and "an existing implementation" in result.text
+    assert result.status == "failed" and "a part of the check itself" in result.text
+    assert result.refused == "fromscratch.checks.transformer.head_drop"
 
 
 def test_check_function_refuses_a_function_that_changes_its_inputs():
@@ -183,3 +189,106 @@ def test_check_function_refuses_a_function_that_changes_its_inputs():
     result = check_function("demo", in_place, reference, cases, strict=False)
     assert not result.passed and "changed its input tensors (x)" in result.text
     assert check_function("demo", reference, reference, cases, strict=False).passed
+
+
+# --- issue 17: one mechanism per class of wrong answers, one example per exercise kind ---
+
+def test_guard_refuses_by_execution_aliases_closures_partials_and_check_code():
+    import functools
+    import sys
+
+    import torch.nn.functional as F
+
+    from fromscratch.checks import cnn as cnn_checks
+    from fromscratch.checks.core import Case, check_function
+
+    cases = [Case((torch.randn(1, 1, 4, 4), 2))]
+    ref = cnn_checks._ref_max_pool
+    forbid = [(F, "max_pool2d")]
+    alias = F.max_pool2d
+    closure = (lambda f: (lambda x, k: f(x, k)))(alias)
+    cheats = {"an alias imported before": lambda x, k: alias(x, k),
+              "a closure": closure,
+              "a partial": functools.partial(torch.max_pool2d),
+              "the check's own reference": lambda x, k: ref(x, k)}
+    for name, cheat in cheats.items():
+        r = check_function("demo", cheat, ref, cases,
+                           forbid=forbid + [torch.max_pool2d], strict=False)
+        assert r.status == "failed" and "the check refuses it" in r.text, name
+        assert r.refused, name
+    assert sys.getprofile() is None
+
+
+def test_guard_keeps_a_previous_profiler_and_refuses_switching_it_off():
+    import sys
+
+    from fromscratch.checks.core import Case, check_function
+
+    seen = []
+
+    def mine(frame, event, arg):
+        seen.append(event)
+
+    cases = [Case((torch.ones(2),))]
+    sys.setprofile(mine)
+    try:
+        assert check_function("demo", _ref, _ref, cases, strict=False).passed
+        assert sys.getprofile() is mine and seen  # restored, and it kept receiving events
+    finally:
+        sys.setprofile(None)
+
+    def switch_off(x):
+        sys.setprofile(None)
+        return x * 2
+
+    r = check_function("demo", switch_off, _ref, cases, strict=False)
+    assert r.status == "failed" and "tracing" in r.text
+
+
+def test_measurement_needs_a_fresh_input_and_never_prints_the_value():
+    from fromscratch.checks.core import check_measurement
+
+    def fresh(g):
+        x = torch.rand(50, generator=g)
+        return (x,), x.mean().item(), "50 numbers drawn at check time"
+
+    x = torch.arange(10.0)
+    honest = check_measurement("demo", lambda t: t.mean().item(), "m", (x,), 4.5, fresh=fresh)
+    assert honest.passed
+    stored = check_measurement("demo", lambda t: 4.5, "m", (x,), 4.5, fresh=fresh)
+    assert stored.status == "failed" and "fresh input" in stored.text
+    assert "same number as for the first input" in stored.text
+    wrong = check_measurement("demo", lambda t: t.sum().item(), "m", (x,), 4.5, fresh=fresh)
+    assert "4.5" not in wrong.text and "too high" in wrong.text
+
+
+def test_model_checks_refuse_a_course_model_anywhere_and_sorting_in_the_forward():
+    import torch.nn as nn
+
+    from fromscratch.checks.core import check_trained_model
+
+    class Course(nn.Linear):
+        pass
+
+    class Sorts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 4)
+
+        def forward(self, x):
+            sorted([3, 1, 2])
+            return self.lin(x)
+
+    def run(factory, **kw):
+        return check_trained_model(
+            "demo", factory, "make", (), probe=torch.zeros(2, 3), probe_text="zeros (2, 3)",
+            out_shape=(2, 4), shape_hint="end with 4 outputs", train=lambda m: 1.0,
+            bar=0.5, score_text=str, strict=False, **kw)
+
+    wrapped = run(lambda: nn.Sequential(nn.Identity(), Course(3, 4)), refuse_classes=[Course])
+    assert wrapped.status == "failed" and "`1` inside the model is the course's Course" in \
+        wrapped.text and wrapped.refused
+    assert run(lambda: nn.Linear(3, 4), refuse_classes=[Course]).passed
+    sorting = run(Sorts, forbid=[sorted])
+    assert sorting.status == "failed" and "builtins.sorted" in sorting.text
+    assert run(lambda: nn.Linear(3, 4), forbid=[sorted]).passed  # the check's code may sort

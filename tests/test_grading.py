@@ -511,3 +511,19 @@ def test_nbgrader_round_trip_of_two_chapters(tmp_path):
         ("rnn-quiz", "solved"): rnn_total, ("rnn-quiz", "empty"): 0,
         ("rnn-quiz", "partly"): points["rnn-perplexity"],
     }
+
+
+def test_gradebook_states_a_refused_answer():
+    """The grader applies the checks' rule (an answer that runs an implementation the course
+    ships, or the check's own code, is refused) and says so in the gradebook's notes."""
+    from fromscratch import exercises as ex_mod
+    from fromscratch.grading.grade import ExerciseResult, StudentResult, _score_exercise
+
+    ex = ex_mod.get("cnn-max-pool")
+    check = ex_mod.run(ex, "from fromscratch.checks.cnn import _ref_max_pool as max_pool2d\n")
+    assert check.status == "failed" and check.refused
+    result = StudentResult("ada", "ada.ipynb")
+    exercise = ExerciseResult(ex.id, ex.title, 0, ex.points, "not run", "")
+    _score_exercise(result, exercise, {"outcome": "ok", "result": check.to_dict()}, Options())
+    assert exercise.points == 0 and exercise.status == "failed"
+    assert any("refused" in n and "_ref_max_pool" in n for n in result.notes), result.notes

@@ -95,7 +95,7 @@ def make_generator(latent):
     return nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
                          nn.Linear(32, 2))
 
-# %% [mistake] a fixed mixture with a dummy parameter | expect: training did not change
+# %% [mistake] a fixed mixture with a dummy parameter | expect: centres it knows
 import torch
 import torch.nn as nn
 from fromscratch.models import gan as G

@@ -38,6 +38,23 @@ def _cases_max_pool():
     ]
 
 
+def _fresh_max_pool(g: torch.Generator) -> list:
+    """Two inputs drawn at check time: sizes and windows no answer can have stored."""
+    def draw(lo, hi):
+        return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+    out = []
+    for _ in range(2):
+        k = draw(1, 3)
+        stride = draw(1, 3) if draw(0, 1) else None
+        shape = (draw(1, 3), draw(1, 3), draw(k + 1, 11), draw(k + 1, 11))
+        kwargs = {} if stride is None else {"stride": stride}
+        out.append(Case((torch.randn(*shape, generator=g), k), kwargs,
+                        label=f"drawn at check time: shape {shape}, {k}x{k} windows, "
+                        f"stride={stride}"))
+    return out
+
+
 def _ref_max_pool(x, kernel_size, stride=None):
     return F.max_pool2d(x, kernel_size, kernel_size if stride is None else stride)
 
@@ -46,7 +63,7 @@ def _forbidden_max_pools() -> list:
     """What the max-pool exercise refuses: the course's answer and PyTorch's."""
     from ..models import cnn
 
-    pools = [(owner, f"max_pool{d}d{suffix}") for d in (1, 2, 3)
+    pools = [(owner, f"max_pool{d}d{suffix}") for d in (2, 1, 3)  # 2d named first
              for owner, suffix in [(F, ""), (F, "_with_indices"), (torch, ""),
                                    (torch._C._nn, "_with_indices")]]
     pools = [(owner, name) for owner, name in pools if hasattr(owner, name)]
@@ -105,7 +122,7 @@ def check_max_pool2d(fn: Callable, strict: Optional[bool] = None):
         "(a reshape into blocks fails there). Each output pixel is the max over one window, "
         "separately for every image and channel.",
         forbid=_forbidden_max_pools(),
-        strict=strict,
+        strict=strict, fresh=_fresh_max_pool,
     )
 
 
@@ -211,6 +228,13 @@ def check_occlusion(measure: Callable, model: nn.Module, X: torch.Tensor, y: tor
         "this is a percentage: an accuracy is a fraction between 0 and 1; divide by 100.":
             100 * expected,
     }
+    def fresh(g):
+        keep = torch.randperm(len(X), generator=g)[: max(20, len(X) // 2)]
+        Xs, ys = X[keep].clone(), y[keep]
+        return ((model, Xs, ys), accuracy(model, blank_rows(Xs, 0, half), ys),
+                f"the same model and {len(keep)} of the test images, chosen at check time, "
+                "top half set to 0")
+
     given = X.clone()
     result = check_measurement(
         "cnn-occlusion", measure, "measure_top_half_blanked", (model, given, y), expected,
@@ -219,7 +243,7 @@ def check_occlusion(measure: Callable, model: nn.Module, X: torch.Tensor, y: tor
         hint="copy the images (`X.clone()`), set `X_blank[..., :4, :] = 0`, then "
         "`accuracy(model, X_blank, y)`.",
         success=lambda v: f"accuracy with the top half blanked: {v:.4f} (unoccluded: "
-        f"{clean:.4f}).", strict=False)
+        f"{clean:.4f}).", strict=False, fresh=fresh)
     if result.passed:
         # the same measurement of another model: an answer must use the model it is given
         torch.manual_seed(0)
@@ -231,10 +255,14 @@ def check_occlusion(measure: Callable, model: nn.Module, X: torch.Tensor, y: tor
             return finish(problem, strict)
         value = value.item() if isinstance(value, torch.Tensor) else value
         if not isinstance(value, (int, float)) or abs(value - other_expected) > 1e-6:
+            from .core import direction
+
+            how = direction(float(value), other_expected) if isinstance(value, (int, float)) \
+                else "not a number"
             return failed("cnn-occlusion", [
                 "input: a different model (an untrained linear classifier) and the same "
                 "images, top half set to 0",
-                f"expected: {other_expected:.4f}", f"received: {value}",
+                f"received: {value}, {how}",
                 "likely mistake: your function measures the chapter's `cnn_model` (or another "
                 "global), not the `model` argument it is given."], strict)
     if result.passed and not torch.equal(given, X):

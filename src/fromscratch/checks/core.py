@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import _thread
+import functools
 import inspect
 import math
 import os
+import sys
 import textwrap
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -32,6 +36,9 @@ class CheckResult:
     lines: list = field(default_factory=list)
     cases_passed: int = 0
     cases_total: int = 0
+    #: what the answer executed that the check refuses (an existing implementation of the
+    #: piece, or the check's own code); ``None`` when nothing was refused
+    refused: Optional[str] = None
 
     @property
     def passed(self) -> bool:
@@ -59,6 +66,7 @@ class CheckResult:
             "cases_passed": self.cases_passed,
             "cases_total": self.cases_total,
             "text": self.text,
+            "refused": self.refused,
         }
 
 
@@ -198,6 +206,7 @@ def check_function(
     rtol: float = 1e-4,
     forbid: Sequence = (),
     strict: Optional[bool] = None,
+    fresh: Optional[Callable] = None,
 ) -> CheckResult:
     """Run ``fn`` and ``reference`` on every case and compare.
 
@@ -205,8 +214,14 @@ def check_function(
     the learner's output equals one of them, the check names that mistake. While ``fn``
     runs, the implementations in ``forbid`` (see :func:`forbidden`) raise, so a solution
     that only calls the course's or PyTorch's version of the piece is refused by name.
+    While ``fn`` runs it is traced (see :class:`Guard`): entering any implementation in
+    ``forbid``, or any code of the checks' own modules, refuses the answer, however it
+    was reached. ``fresh(g)`` returns more cases drawn with a generator seeded at check
+    time: inputs no answer can have seen before (against answers that store outputs).
     """
     name = getattr(fn, "__name__", "your function")
+    if fresh is not None:
+        cases = list(cases) + list(fresh(fresh_generator()))
     if not callable(fn):
         return finish(
             CheckResult(exercise, FAIL, [f"expected a function, received {describe(fn)}."]),
@@ -218,8 +233,7 @@ def check_function(
         expected = reference(*case.args, **case.kwargs)
         args, kwargs = _clone(case.args), _clone(case.kwargs)
         try:
-            with forbidden(*forbid):
-                received = fn(*args, **kwargs)
+            received = call_guarded(fn, args, kwargs, forbid)
         except NotImplementedError:
             return finish(not_attempted(exercise, name), strict)
         except UsedForbidden as exc:
@@ -322,6 +336,15 @@ def failed(exercise: str, lines: Sequence[str], strict: Optional[bool] = None) -
 
 
 # --- Refusing the course's own implementation -------------------------------------------
+#
+# A check decides by what the learner's code *executes*, not by the names it uses: while
+# learner code runs, a profiler (``sys.setprofile``, which also sees calls of C functions)
+# watches every function entered. Entering a forbidden function (the course's or
+# PyTorch's implementation of the piece the exercise asks for, or any code of the checks'
+# own modules: their references and helpers) refuses the answer, however it was reached:
+# an alias, an object imported before the check, a wrapper, a closure, a partial. The
+# refusal is recorded when it happens, so catching the exception does not help, and an
+# answer that turns the profiler off is refused as well.
 
 class UsedForbidden(BaseException):
     """Raised inside a check when learner code calls an implementation it must write itself.
@@ -333,95 +356,317 @@ class UsedForbidden(BaseException):
         self.name = name
 
 
-def _sentinel_code(qualname: str):
-    """A code object, without free variables, that raises UsedForbidden(qualname)."""
-    short = qualname.rsplit(".", 1)[-1]
-    source = (f"def {short}(*args, **kwargs):\n"
-              f"    import fromscratch.checks.core as core\n"
-              f"    raise core.UsedForbidden({qualname!r})\n")
-    namespace: dict = {}
-    exec(compile(source, qualname, "exec"), namespace)
-    return namespace[short].__code__
+_CHECKS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CORE_FILE = os.path.abspath(__file__)
+#: C functions an answer may not call while it is traced: they would switch the tracing
+#: off or run code where the profiler does not look (another thread).
+_ESCAPES = [(sys, "setprofile"), (sys, "settrace"), (threading, "setprofile"),
+            (threading, "settrace"), (_thread, "start_new_thread"),
+            (_thread, "start_joinable_thread"), (threading, "setprofile_all_threads"),
+            (threading, "settrace_all_threads")]
 
 
-@contextmanager
-def forbidden(*targets):
-    """Make the given implementations unusable while learner code runs.
+def _library_roots() -> tuple:
+    """Folders whose code is not the learner's: the course package, PyTorch, NumPy and the
+    standard library (the learner's code is a notebook cell, a script or a test file)."""
+    import sysconfig
 
-    Each target is a Python function (its code is swapped for one that raises
-    :class:`UsedForbidden`, so the function fails under every alias it was imported as),
-    a ``(owner, attribute)`` pair (the attribute is replaced by such a function, for
-    built-ins and wrapped functions whose code cannot be swapped), or the name of a
-    PyTorch operator such as ``"aten::_native_multi_head_attention"``: any call that
-    reaches that operator raises, whatever Python name led to it (a built-in imported
-    under another name before the check ran, ``torch.ops.aten...``). Everything is
-    restored on exit, also after an error.
-    """
-    swapped, replaced = [], []
-    ops = {t for t in targets if isinstance(t, str)}
-    mode = _ForbiddenOps(ops) if ops else None
-    try:
-        if mode is not None:
-            mode.__enter__()
+    roots = {os.path.dirname(os.path.dirname(_CHECKS_DIR.rstrip(os.sep))),  # fromscratch/
+             os.path.dirname(torch.__file__)}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            roots.add(path)
+    return tuple(os.path.abspath(r) + os.sep for r in roots)
+
+
+_ROOTS: tuple = ()
+
+
+def _is_library_code(code) -> bool:
+    global _ROOTS
+    if not _ROOTS:
+        _ROOTS = _library_roots()
+    name = code.co_filename
+    return name.startswith("<frozen") or name.startswith(_ROOTS) or name == "<guard>"
+
+
+def _importing(frame) -> bool:
+    """Whether ``frame`` (a module's body) runs because the import system imports it."""
+    caller = frame.f_back
+    return caller is not None and caller.f_code.co_filename.startswith("<frozen importlib")
+
+
+def _qualname(obj) -> str:
+    owner = getattr(obj, "__self__", None)
+    if type(owner).__name__ == "_VariableFunctionsClass" or \
+            getattr(owner, "__name__", None) == "_VariableFunctionsClass":
+        return f"torch.{obj.__name__}"
+    if getattr(obj, "__qualname__", "").startswith("TensorBase."):
+        return "torch.Tensor." + obj.__name__
+    module = getattr(obj, "__module__", None) or getattr(
+        getattr(obj, "__self__", None), "__name__", None)
+    qual = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
+    return f"{module}.{qual}" if module else qual
+
+
+class _Targets:
+    """The forbidden implementations, in the forms the profiler sees them: code objects
+    (Python functions, methods, every function of a class), C functions (by identity, and
+    tensor methods by name) and PyTorch operators (``"aten::..."``, caught at dispatch)."""
+
+    def __init__(self, targets):
+        self.codes: dict = {}
+        self.c_funcs: dict = {}
+        self.c_methods: dict = {}  # name -> [(C type, qualified name)]: methods of C types
+        self.ops: set = set()
         for target in targets:
-            if isinstance(target, str):
-                continue
-            if isinstance(target, tuple):
-                owner, attr = target
-                original = getattr(owner, attr)
-                qual = f"{getattr(owner, '__name__', type(owner).__name__)}.{attr}"
-                replaced.append((owner, attr, original))
-                setattr(owner, attr, _raiser(qual))
-                continue
-            while hasattr(target, "__wrapped__"):  # a decorated function: block the original
-                target = target.__wrapped__
-            code = getattr(target, "__code__", None)
-            if code is None or code.co_freevars:
-                raise TypeError(f"cannot forbid {target!r}: pass (owner, 'name') instead")
-            qual = f"{target.__module__}.{target.__qualname__}"
-            swapped.append((target, code))
-            target.__code__ = _sentinel_code(qual)
-        yield
-    finally:
-        for target, code in swapped:
-            target.__code__ = code
-        for owner, attr, original in replaced:
-            setattr(owner, attr, original)
-        if mode is not None:
-            mode.__exit__(None, None, None)
+            self.add(target)
+
+    def add(self, target, name: Optional[str] = None) -> None:
+        if isinstance(target, str):
+            self.ops.add(target)
+            return
+        if isinstance(target, tuple):
+            owner, attr = target
+            if owner is torch.ops.aten:  # an operator packet: caught where it is dispatched
+                self.ops.add(f"aten::{attr}")
+                return
+            if not hasattr(owner, attr):
+                return
+            owner_name = getattr(owner, "__name__", type(owner).__name__)
+            self.add(getattr(owner, attr) if not isinstance(owner, type)
+                     else owner.__dict__.get(attr, getattr(owner, attr)),
+                     name or f"{owner_name}.{attr}")
+            return
+        if isinstance(target, type):
+            for attr, value in vars(target).items():
+                if isinstance(value, (staticmethod, classmethod)):
+                    value = value.__func__
+                if isinstance(value, property):
+                    value = value.fget
+                if callable(value) and not isinstance(value, type):
+                    self.add(value, f"{_qualname(target)}.{attr}")
+            return
+        if isinstance(target, (staticmethod, classmethod)):
+            target = target.__func__
+        target = getattr(target, "__func__", target)  # a bound method
+        while hasattr(target, "__wrapped__"):  # a decorated function: its original too
+            self.add(target.__wrapped__, name)
+            target = target.__wrapped__
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            self.codes.setdefault(code, name or _qualname(target))
+            return
+        if isinstance(target, functools.partial):
+            self.add(target.func, name)
+            return
+        if type(target).__name__ in ("method_descriptor", "wrapper_descriptor"):
+            owner = target.__objclass__  # a method of a C type (torch.Tensor.sort, list.sort)
+            self.c_methods.setdefault(target.__name__, []).append(
+                (owner, name or _qualname(target)))
+            return
+        if callable(target):
+            self.c_funcs[id(target)] = (target, name or _qualname(target))
+
+
+class Guard:
+    """Trace learner code while it runs and refuse what it must not execute.
+
+    ``checks``: the code of the checks' own modules (references, variants, helpers) is
+    refused too. ``anywhere``: a forbidden function is refused wherever it is entered
+    while the guard is on (the guard wraps a call of the learner's function); otherwise
+    only when the learner's own code is on the call stack (the guard wraps a check's
+    training loop, which calls the learner's model but may use the course's code itself).
+    """
+
+    def __init__(self, forbid=(), *, checks: bool = True, anywhere: bool = True):
+        self.targets = forbid if isinstance(forbid, _Targets) else _Targets(list(forbid) + _ESCAPES)
+        self.checks, self.anywhere = checks, anywhere
+        self.violation: Optional[str] = None
+        self._verdicts: dict = {}  # code -> qualified name if forbidden, else ""
+        self._learner: dict = {}  # code -> True if it is the learner's code
+        self._previous = None
+        self._mode = None
+        self._closing = False
+        self._entry = None
+
+    def _make_profile(self):
+        """The profiler: called for every function entered and left, so kept cheap (one
+        dictionary look-up per call; the rest only on a hit)."""
+        verdicts, judge, counts, refuse = self._verdicts.get, self._judge, self._counts, \
+            self._refuse
+        c_funcs, c_methods = self.targets.c_funcs.get, self.targets.c_methods
+        previous = self._previous
+
+        def profile(frame, event, arg):
+            if self._closing:
+                return
+            if event == "call":
+                code = frame.f_code
+                name = verdicts(code)
+                if name is None:
+                    name = judge(code)
+                if name and counts(frame.f_back):
+                    refuse(name)
+            elif event == "c_call":
+                hit = c_funcs(id(arg))
+                if hit is not None and hit[0] is arg:
+                    if counts(frame):
+                        refuse(hit[1])
+                elif c_methods:
+                    for owner, name in c_methods.get(getattr(arg, "__name__", None), ()):
+                        if isinstance(getattr(arg, "__self__", None), owner) and counts(frame):
+                            refuse(name)
+            if previous is not None:
+                previous(frame, event, arg)
+
+        return profile
+
+    def _judge(self, code) -> str:
+        name = self.targets.codes.get(code, "")
+        if not name and self.checks and code.co_filename.startswith(_CHECKS_DIR) \
+                and code.co_filename != _CORE_FILE:
+            module = os.path.splitext(os.path.basename(code.co_filename))[0]
+            name = f"fromscratch.checks.{module}.{code.co_qualname}" \
+                if hasattr(code, "co_qualname") else f"fromscratch.checks.{module}.{code.co_name}"
+        self._verdicts[code] = name
+        return name
+
+    def _counts(self, frame) -> bool:
+        """Whether a forbidden entry counts: when the guard wraps a learner call, always,
+        else only when learner code is on the stack; never while a library module is
+        being imported (a lazy import inside PyTorch may sort, and an import broken
+        halfway would break later imports)."""
+        learner = self.anywhere
+        while frame is not None and frame is not self._entry:
+            code = frame.f_code
+            mine = self._learner.get(code)
+            if mine is None:
+                mine = self._learner[code] = not _is_library_code(code)
+            if mine:
+                learner = True
+            elif code.co_name == "<module>" and _importing(frame):
+                return False
+            frame = frame.f_back
+        return learner
+
+    def check_callable(self, fn) -> None:
+        """Refuse ``fn`` itself when it is a forbidden C function, or a partial or bound
+        wrapper around one: calls from C to C (a partial calling a builtin) never reach
+        the profiler (PyTorch's operators are caught at dispatch all the same)."""
+        seen = 0
+        while fn is not None and seen < 20:
+            hit = self.targets.c_funcs.get(id(fn))
+            if hit is not None and hit[0] is fn:
+                self._refuse(hit[1])
+            code = getattr(fn, "__code__", None)
+            if code is not None and self._judge(code):
+                self._refuse(self._verdicts[code])
+            fn = getattr(fn, "func", None) or getattr(fn, "__func__", None)
+            seen += 1
+
+    def _refuse(self, name: str):
+        if self.violation is None:
+            self.violation = name
+        raise UsedForbidden(name)
+
+    def __enter__(self):
+        self.violation = None
+        self._closing = False
+        self._entry = sys._getframe(1)
+        self._previous = sys.getprofile()
+        if self.targets.ops:
+            self._mode = _ForbiddenOps(self.targets.ops, self)
+            self._mode.__enter__()
+        _ACTIVE.append(self)
+        self._profile = self._make_profile()
+        sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        current = sys.getprofile()
+        self._closing = True
+        sys.setprofile(self._previous)
+        _ACTIVE.remove(self)
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
+        if current is not self._profile and self.violation is None:
+            self.violation = "sys.setprofile"  # the answer switched the tracing off
+        if self.violation is not None and not isinstance(exc, UsedForbidden):
+            raise UsedForbidden(self.violation)
+        return False
+
+
+_ACTIVE: list = []
+
+
+def guard(forbid: Sequence = (), *, checks: bool = True, anywhere: bool = True) -> Guard:
+    """A :class:`Guard` around learner code (see there); use it as a context manager."""
+    return Guard(forbid, checks=checks, anywhere=anywhere)
+
+
+def forbidden(*targets) -> Guard:
+    """Refuse the given implementations while the block runs (wherever they are entered).
+
+    Each target is a Python function or method (every alias of it is refused, because
+    its code object is what the profiler sees), a class (every method of it), a C
+    function such as ``torch.sort`` or a tensor method such as ``torch.Tensor.sort``, an
+    ``(owner, attribute)`` pair naming one of these, or the name of a PyTorch operator
+    such as ``"aten::_native_multi_head_attention"``: any call that reaches that operator
+    raises, whatever Python name led to it. Nothing is replaced, so nothing needs to be
+    restored."""
+    return Guard(targets, checks=False, anywhere=True)
+
+
+def call_guarded(fn: Callable, args: tuple = (), kwargs: Optional[dict] = None,
+                 forbid: Sequence = ()):
+    """``fn(*args, **kwargs)`` under a :class:`Guard` that also refuses the checks' own
+    code: raises :class:`UsedForbidden` if the call executed something forbidden."""
+    with guard(forbid) as watching:
+        watching.check_callable(fn)
+        return fn(*args, **(kwargs or {}))
 
 
 class _ForbiddenOps:
     """A PyTorch dispatch mode that raises :class:`UsedForbidden` when one of ``names``
     (operator schema names, ``"aten::..."``) runs; every other operator runs as usual."""
 
-    def __new__(cls, names):
+    def __new__(cls, names, owner=None):
         from torch.utils._python_dispatch import TorchDispatchMode
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 name = func._schema.name
                 if name in names:
-                    raise UsedForbidden(name.replace("aten::", "torch.ops.aten."))
+                    label = name.replace("aten::", "torch.ops.aten.")
+                    if owner is not None and owner.violation is None:
+                        owner.violation = label
+                    raise UsedForbidden(label)
                 return func(*args, **(kwargs or {}))
 
         return Mode()
 
 
-def _raiser(qualname: str):
-    def blocked(*args, **kwargs):
-        raise UsedForbidden(qualname)
-
-    return blocked
-
-
 def used_forbidden(exercise: str, name: str, what: str, strict: Optional[bool] = None) -> CheckResult:
-    return failed(exercise, [
-        f"your code calls `{what}`, an existing implementation of what this exercise asks "
-        f"you to write (`{name}`).",
-        "hint: the check refuses it on purpose: write the computation yourself from tensor "
-        "operations; the chapter shows the pieces you need.",
-    ], strict)
+    if what in ("sys.setprofile", "sys.settrace") or "thread" in what:
+        lines = [f"your code (`{name}`) calls `{what}`: it switches off the check's tracing of "
+                 "what the answer runs, or runs code where the check cannot see it.",
+                 "hint: the check refuses this on purpose; compute the answer in plain code."]
+    elif what.startswith("fromscratch.checks."):
+        lines = [f"your code (`{name}`) calls `{what}`, a part of the check itself (its "
+                 "reference or a helper), not an answer of your own.",
+                 "hint: the check refuses it on purpose: write the computation yourself from "
+                 "tensor operations; the chapter shows the pieces you need."]
+    else:
+        lines = [f"your code calls `{what}`, an existing implementation of what this exercise "
+                 f"asks you to write (`{name}`).",
+                 "hint: the check refuses it on purpose: write the computation yourself from "
+                 "tensor operations; the chapter shows the pieces you need."]
+    result = failed(exercise, lines, strict=False)
+    result.refused = what
+    return finish(result, strict)
 
 
 # --- Shared check patterns ---------------------------------------------------------------
@@ -440,8 +685,7 @@ def call_learner(exercise: str, fn: Callable, name: str, args: tuple = (), *,
     try:
         if seed is not None:
             torch.manual_seed(seed)
-        with forbidden(*forbid):
-            return fn(*args), None
+        return call_guarded(fn, args, forbid=forbid), None
     except NotImplementedError:
         return None, finish(not_attempted(exercise, name), strict)
     except UsedForbidden as exc:
@@ -486,12 +730,43 @@ def check_output_shape(exercise: str, model, x: torch.Tensor, expected_shape: tu
     return None
 
 
+def direction(received: float, expected: float) -> str:
+    """How a wrong measurement is off, in words, without giving the right value away:
+    too high or too low, and roughly by how much."""
+    word = "too high" if received > expected else "too low"
+    gap = abs(received - expected) / max(abs(expected), 1e-12)
+    size = "far " if gap > 0.5 else "slightly " if gap < 0.05 else ""
+    rough = "more than 50%" if gap > 0.5 else "less than 5%" if gap < 0.05 else "5% to 50%"
+    return f"{size}{word} (off by {rough} of the right value)"
+
+
+def fresh_generator() -> torch.Generator:
+    """A generator seeded at check time from the operating system: an input drawn with it
+    cannot have been seen (or stored) before the check ran."""
+    return torch.Generator().manual_seed(int.from_bytes(os.urandom(6), "little"))
+
+
+def _as_number(exercise, name, value, strict):
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, failed(exercise, [f"`{name}` must return a number, received "
+                                       f"{describe(value)}"], strict)
+    return float(value), None
+
+
+def _known_matches(value, known, rel_tol, abs_tol) -> list:
+    return [message for message, wrong in (known or {}).items()
+            if wrong is not None and math.isclose(value, wrong, rel_tol=rel_tol, abs_tol=abs_tol)]
+
+
 def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, expected: float,
                       *, known: Optional[dict] = None, input_text: str = "", hint: str = "",
                       rel_tol: float = 1e-4, abs_tol: float = 1e-6, forbid: Sequence = (),
                       model=None, success: Callable[[float], str] = None,
                       strict: Optional[bool] = None,
-                      random_hint: Optional[str] = None) -> CheckResult:
+                      random_hint: Optional[str] = None,
+                      fresh: Optional[Callable] = None) -> CheckResult:
     """Check an experiment function that returns one number.
 
     ``measure(*args)`` is called twice, with different random seeds; ``model`` (if given)
@@ -500,6 +775,12 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
     mode (dropout active): the feedback says so, or gives ``random_hint`` where another
     cause is likelier. ``known`` maps a message to the value that a typical mistake
     produces; a match names the mistake.
+
+    The feedback never prints the right value (only whether the answer is too high or too
+    low, and roughly by how much), so it cannot be copied into an answer. ``fresh(g)``,
+    given a generator seeded at check time, returns ``(args, expected, input_text)`` or
+    ``(args, expected, input_text, known)``: a second input no answer can have seen; a
+    passing answer must be right on it too.
     """
     values = []
     for seed in (0, 1):
@@ -509,12 +790,10 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
                                       seed=seed)
         if problem is not None:
             return problem
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return failed(exercise, [f"`{name}` must return a number, received {describe(value)}"],
-                          strict)
-        values.append(float(value))
+        value, problem = _as_number(exercise, name, value, strict)
+        if problem is not None:
+            return problem
+        values.append(value)
     if model is not None:
         model.eval()
     first, second = values
@@ -527,17 +806,70 @@ def check_measurement(exercise: str, measure: Callable, name: str, args: tuple, 
             "drops different units on every call. Call model.eval() before measuring (and "
             "use torch.no_grad()).",
         ], strict)
-    if math.isclose(first, expected, rel_tol=rel_tol, abs_tol=abs_tol):
-        return passed(exercise, success(first) if success else f"{first:.6g} matches.", strict)
-    lines += [f"expected: {expected:.6g}", f"received: {first:.6g}"]
-    matches = [message for message, wrong in (known or {}).items()
-               if wrong is not None and math.isclose(first, wrong, rel_tol=rel_tol,
-                                                     abs_tol=abs_tol)]
-    if matches:  # several mistakes can give the same number: name each of them
-        lines.append("likely mistake: " + " Or: ".join(matches))
-    elif hint:
-        lines.append(f"hint: {hint}")
-    return failed(exercise, lines, strict)
+    if not math.isclose(first, expected, rel_tol=rel_tol, abs_tol=abs_tol):
+        lines += [f"received: {first:.6g}, {direction(first, expected)}"]
+        matches = _known_matches(first, known, rel_tol, abs_tol)
+        if matches:  # several mistakes can give the same number: name each of them
+            lines.append("likely mistake: " + " Or: ".join(matches))
+        elif hint:
+            lines.append(f"hint: {hint}")
+        return failed(exercise, lines, strict)
+    if fresh is not None:
+        drawn = fresh(fresh_generator())
+        f_args, f_expected, f_text = drawn[:3]
+        f_known = drawn[3] if len(drawn) > 3 else {}
+        if model is not None:
+            model.train()
+        value, problem = call_learner(exercise, measure, name, f_args, forbid=forbid,
+                                      strict=strict, seed=2)
+        if problem is not None:
+            return problem
+        value, problem = _as_number(exercise, name, value, strict)
+        if problem is not None:
+            return problem
+        if model is not None:
+            model.eval()
+        if not math.isclose(value, f_expected, rel_tol=rel_tol, abs_tol=abs_tol):
+            lines = [f"the first input gives the right value, but a fresh input drawn at "
+                     f"check time does not: {f_text}",
+                     f"received: {value:.6g}, {direction(value, f_expected)}"]
+            matches = _known_matches(value, f_known, rel_tol, abs_tol)
+            if math.isclose(value, first, rel_tol=rel_tol, abs_tol=abs_tol):
+                matches.insert(0, "your function returned the same number as for the first "
+                               "input: it must compute the measurement from the arguments it "
+                               "is given, not return a stored number.")
+            if matches:
+                lines.append("likely mistake: " + " Or: ".join(matches))
+            elif hint:
+                lines.append(f"hint: {hint}")
+            return failed(exercise, lines, strict)
+    return passed(exercise, success(first) if success else f"{first:.6g} matches.", strict)
+
+
+@contextmanager
+def _no_guard():
+    yield
+
+
+def course_model_inside(model, classes: Sequence[type]) -> Optional[list]:
+    """``None``, or the feedback lines when ``model`` is, or holds anywhere in
+    ``model.modules()``, an instance of one of ``classes`` (the course's own model of the
+    piece an exercise asks the learner to build): a wrapper around it is refused too."""
+    import torch.nn as nn
+
+    classes = tuple(classes)
+    if not classes or not isinstance(model, nn.Module):
+        return None
+    for path, module in model.named_modules():
+        if isinstance(module, classes):
+            where = "the model itself" if not path else f"`{path}` inside the model"
+            return [f"{where} is the course's {type(module).__name__} "
+                    f"({type(module).__module__}); the exercise asks you to build this "
+                    "network yourself, so the course's model is refused, also when wrapped "
+                    "in another module.",
+                    "hint: write the layers yourself from nn.Linear, nn.Conv2d, activation "
+                    "functions and nn.Sequential."]
+    return None
 
 
 def check_trained_model(exercise: str, make_model: Callable, name: str, args: tuple, *,
@@ -547,7 +879,8 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                         below_bar: Optional[Callable] = None,
                         after_training: Sequence[Callable] = (),
                         success: Optional[Callable] = None, higher_is_better: bool = True,
-                        forbid: Sequence = (), strict: Optional[bool] = None,
+                        forbid: Sequence = (), refuse_classes: Sequence[type] = (),
+                        watch_training: bool = True, strict: Optional[bool] = None,
                         seed: int = 0) -> CheckResult:
     """The shared pattern of every "change the model" exercise.
 
@@ -559,15 +892,30 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
        the score must reach ``bar``. ``below_bar(model, score)`` gives the hint lines then;
     5. each of ``after_training(model)`` returns ``None`` or the feedback lines of what the
        trained model does wrong (e.g. it does not use the part the exercise is about).
-    The implementations in ``forbid`` are blocked throughout (see :func:`forbidden`).
+    The implementations in ``forbid`` are refused throughout, whenever the learner's code
+    (the factory, the model's own methods) leads to them (see :class:`Guard`), and a model
+    that is or holds one of ``refuse_classes`` anywhere in ``model.modules()`` (the course's
+    model of the piece the exercise asks for, wrapped or not) is refused. Tracing slows
+    training a little: ``watch_training=False`` traces only the factory (for a ``forbid``
+    list that only the factory could reach).
     """
     model, problem = call_factory(exercise, make_model, name, args, strict, seed, forbid)
     if problem is not None:
         return problem
-    with forbidden(*forbid):
-        try:
-            problem = check_output_shape(exercise, model, probe, out_shape, probe_text, shape_hint,
-                                         strict)
+    lines = course_model_inside(model, refuse_classes)
+    if lines:
+        result = failed(exercise, lines, strict=False)
+        result.refused = lines[0]
+        return finish(result, strict)
+    # while the check trains and probes the model, the learner's code (its forward) is
+    # traced only when the exercise forbids something: tracing slows training down
+    targets = _Targets(list(forbid) + _ESCAPES)
+    watch = (lambda: Guard(targets, checks=False, anywhere=False)) \
+        if forbid and watch_training else _no_guard
+    try:
+        with watch():
+            problem = check_output_shape(exercise, model, probe, out_shape, probe_text,
+                                         shape_hint, strict)
             if problem is not None:
                 return problem
             for requirement in requirements:
@@ -576,20 +924,25 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                     return failed(exercise, lines, strict)
             torch.manual_seed(seed)
             score = float(train(model))
-        except UsedForbidden as exc:
-            return used_forbidden(exercise, name, exc.name, strict)
-        except Exception as exc:
-            return failed(exercise, [f"training the model raised {_short_error(exc)}",
-                                     f"hint: {shape_hint}"], strict)
+    except UsedForbidden as exc:
+        return used_forbidden(exercise, name, exc.name, strict)
+    except CheckFailed:
+        raise
+    except Exception as exc:
+        return failed(exercise, [f"training the model raised {_short_error(exc)}",
+                                 f"hint: {shape_hint}"], strict)
     good = score >= bar if higher_is_better else score <= bar
     if not good:
         lines = [f"after training with the check's recipe: {score_text(score)}; "
                  f"the bar is {score_text(bar)}."]
         return failed(exercise, lines + (below_bar(model, score) if below_bar else []), strict)
-    with forbidden(*forbid):
-        for requirement in after_training:
-            lines = requirement(model)
-            if lines:
-                return failed(exercise, lines, strict)
+    try:
+        with watch():
+            for requirement in after_training:
+                lines = requirement(model)
+                if lines:
+                    return failed(exercise, lines, strict)
+    except UsedForbidden as exc:
+        return used_forbidden(exercise, name, exc.name, strict)
     return passed(exercise, success(model, score) if success else
                   f"{score_text(score)} (bar {score_text(bar)}).", strict)

@@ -13,11 +13,14 @@ from .core import (
     Case,
     UsedForbidden,
     call_factory,
+    call_guarded,
     check_function,
     check_measurement,
+    course_model_inside,
     describe,
     failed,
     forbidden,
+    fresh_generator,
     passed,
     used_forbidden,
 )
@@ -53,7 +56,7 @@ def _ddim_reference(x_t, eps, alpha_bar, alpha_bar_next):
 
 def _noise_cases():
     g = torch.Generator().manual_seed(5)
-    drawn = torch.rand(2).mul(0.9).add(0.05).tolist()  # not the same on every call
+    drawn = torch.rand(2, generator=fresh_generator()).mul(0.9).add(0.05).tolist()  # fresh
 
     def case(n, ab, label):
         return Case((torch.rand(n, 64, generator=g) * 2 - 1, ab,
@@ -66,7 +69,7 @@ def _noise_cases():
 
 def _ddim_cases():
     g = torch.Generator().manual_seed(6)
-    a, b = sorted(torch.rand(2).mul(0.9).add(0.05).tolist())
+    a, b = sorted(torch.rand(2, generator=fresh_generator()).mul(0.9).add(0.05).tolist())
 
     def case(n, ab, ab_next, label):
         return Case((torch.randn(n, 64, generator=g), torch.randn(n, 64, generator=g),
@@ -79,12 +82,15 @@ def _ddim_cases():
             case(2, a, b, f"from alpha_bar {a:.4f} to {b:.4f}")]
 
 
-def _dtype_problem(exercise, fn, name, cases, strict):
+def _dtype_problem(exercise, fn, name, cases, strict, forbid=()):
     """Feedback if ``fn`` returns another dtype than its inputs have (e.g. float64 from
     float32), which the value comparison alone would let through."""
     for case in cases:
         try:
-            out = fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in case.args))
+            out = call_guarded(fn, tuple(a.clone() if isinstance(a, torch.Tensor) else a
+                                         for a in case.args), forbid=forbid)
+        except UsedForbidden as exc:
+            return used_forbidden(exercise, name, exc.name, strict)
         except Exception:  # reported with its input by check_function
             return None
         if isinstance(out, torch.Tensor) and out.dtype != case.args[0].dtype:
@@ -101,14 +107,14 @@ def _check_part(fn, name, reference, cases, mistakes, forbid, strict, hint):
                             mistakes=mistakes, forbid=forbid, strict=strict, hint=hint)
     if not result.passed:
         return result
-    return _dtype_problem("diffusion-noise-ddim", fn, name, cases, strict) or result
+    return _dtype_problem("diffusion-noise-ddim", fn, name, cases, strict, forbid) or result
 
 
 def check_noise_and_ddim(add_noise: Callable, ddim_step: Callable,
                          strict: Optional[bool] = None):
     """``add_noise(x0, alpha_bar, noise)`` against ``q(x_t | x_0)``'s closed form and
     ``ddim_step(x_t, eps, alpha_bar, alpha_bar_next)`` against DDIM's (``eta = 0``)."""
-    forbid = [D.Schedule.add_noise, D.sample_ddim]
+    forbid = [D.Schedule.add_noise, D.sample_ddim, D.sample_ddpm]
     noise_mistakes = [
         (lambda x0, ab, n: ab * x0 + (1 - ab) * n,
          "you used alpha_bar and 1 - alpha_bar as weights; they are variances, the "
@@ -163,10 +169,9 @@ def _model_problems(model, x, t, y):
     """Feedback lines if ``model(x, t, y)`` does not have the exercise's interface."""
     if not isinstance(model, nn.Module):
         return [f"make_denoiser() must return an nn.Module, received {describe(model)}"]
-    if any(isinstance(m, D.Denoiser) for m in model.modules()):
-        return ["the model is or contains the course's Denoiser; the exercise asks you to "
-                "build the network yourself.",
-                "hint: an MLP on the 64 numbers plus embeddings of t and y is enough."]
+    inside = course_model_inside(model, [D.Denoiser])
+    if inside:
+        return inside
     with torch.no_grad():
         try:
             out = model(x, t, y)
@@ -289,8 +294,22 @@ def check_accuracy_under_noise(measure: Callable, images: torch.Tensor,
 
     second = next((s for s in range(max(2, schedule.T // 2), schedule.T - 1)
                    if at(s - 1) != at(s) != at(s + 1)), None)
+    def fresh(g):
+        step = int(torch.randint(schedule.T // 10, schedule.T - schedule.T // 10, (1,),
+                                 generator=g))
+        keep = torch.randperm(len(images), generator=g)[: max(50, len(images) // 2)]
+        sub_images, sub_labels = images[keep].clone(), labels[keep]
+        x = D.to_model_space(sub_images)
+        eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+        ab = float(schedule.alpha_bar[step])
+        value = gen.label_accuracy(D.to_grey_levels(math.sqrt(ab) * x + math.sqrt(1 - ab)
+                                                    * eps), sub_labels)
+        return ((sub_images, sub_labels, step, schedule), value,
+                f"{len(keep)} of the digits and step t = {step}, chosen at check time")
+
     result = None
-    for step in [t] + ([second] if second is not None and second != t else []):
+    steps = [t] + ([second] if second is not None and second != t else [])
+    for step in steps:
         ab = float(schedule.alpha_bar[step])
         expected = at(step)
         known = {
@@ -321,7 +340,7 @@ def check_accuracy_under_noise(measure: Callable, images: torch.Tensor,
             "generator (torch.randn(shape) or randn_like); draw it with generator="
             "torch.Generator().manual_seed(0), so that the measurement repeats.",
             success=lambda v, step=step: f"accuracy {v:.3f} at step {step}.",
-            strict=strict)
+            strict=strict, fresh=fresh if step == steps[-1] else None)
         if not result.passed:
             return result
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -11,12 +12,15 @@ import torch.nn.functional as F
 from ..models import gan as G
 from .core import (
     Case,
+    UsedForbidden,
+    call_guarded,
     check_function,
     check_measurement,
     check_trained_model,
     failed,
     finish,
-    forbidden,
+    fresh_generator,
+    used_forbidden,
 )
 
 #: The model exercise's bars, after the check's training recipe: modes covered (of 8)
@@ -38,8 +42,9 @@ def _g_reference(fake_logits):
     return F.softplus(-fake_logits).mean()
 
 
-def _loss_cases(two: bool):
-    g = torch.Generator().manual_seed(5)
+def _loss_cases(two: bool, g: Optional[torch.Generator] = None):
+    drawn = g is not None
+    g = torch.Generator().manual_seed(5) if g is None else g
 
     def logits(n, scale=2.0):
         return torch.randn(n, generator=g) * scale
@@ -47,6 +52,10 @@ def _loss_cases(two: bool):
     def case(label, *tensors):
         return Case(tensors if two else tensors[1:], label=label)
 
+    if drawn:
+        n, m = (int(torch.randint(1, 9, (1,), generator=g)) for _ in range(2))
+        return [case(f"drawn at check time: {n} real and {m} fake logits", logits(n, 5.0),
+                     logits(m, 5.0))]
     return [
         case("a batch of 4 real and 4 fake logits", logits(4), logits(4)),
         case("batches of different sizes (6 real, 3 fake)", logits(6), logits(3)),
@@ -60,22 +69,24 @@ def _loss_cases(two: bool):
     ]
 
 
-def _gradient_problem(fn: Callable, reference: Callable, n_args: int):
+def _gradient_problem(fn: Callable, reference: Callable, n_args: int, forbid=()):
     """``None``, or the feedback lines when ``fn``'s loss does not carry the reference's
-    gradient with respect to the logits."""
+    gradient with respect to the logits (``fn`` runs traced, refusing ``forbid``)."""
     try:
-        return _gradient_lines(fn, reference, n_args)
+        return _gradient_lines(fn, reference, n_args, forbid)
+    except UsedForbidden:
+        raise
     except Exception as exc:  # the learner's bug: say so, without a traceback
         return [f"called on logits that need a gradient, it raised "
                 f"{type(exc).__name__}: {exc}"]
 
 
-def _gradient_lines(fn: Callable, reference: Callable, n_args: int):
+def _gradient_lines(fn: Callable, reference: Callable, n_args: int, forbid=()):
     g = torch.Generator().manual_seed(7)
     inputs = [torch.randn(5, generator=g) * 3, torch.randn(4, generator=g) * 3][-n_args:]
     kept = [x.clone() for x in inputs]  # changed inputs: refused by check_function
     leaves = [x.clone().requires_grad_() for x in kept]
-    loss = fn(*leaves)
+    loss = call_guarded(fn, tuple(leaves), forbid=forbid)
     if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
         return ["the value is right, but the loss is detached from the logits (.item(), "
                 "torch.tensor(...), .detach() or a NumPy detour?): training needs its "
@@ -94,8 +105,9 @@ def _gradient_lines(fn: Callable, reference: Callable, n_args: int):
 def check_gan_losses(d_fn: Callable, g_fn: Callable, strict: Optional[bool] = None):
     """``d_fn(real_logits, fake_logits)`` and ``g_fn(fake_logits)`` (non-saturating)
     against the references, including logits of +-200 where log(sigmoid) overflows."""
-    forbid = [G.discriminator_loss, G.generator_loss,
-              (F, "binary_cross_entropy_with_logits"), (F, "binary_cross_entropy"),
+    forbid = [G.discriminator_loss, G.generator_loss, nn.BCEWithLogitsLoss.forward,
+              nn.BCELoss.forward, (F, "binary_cross_entropy_with_logits"),
+              (F, "binary_cross_entropy"), (torch, "binary_cross_entropy_with_logits"),
               "aten::binary_cross_entropy_with_logits", "aten::binary_cross_entropy"]
     naive = ("you computed log(sigmoid(l)) (or log(1 - sigmoid(l))): for large logits "
              "sigmoid rounds to exactly 0 or 1 and log(sigmoid(l)) overflows to inf. Use "
@@ -121,13 +133,15 @@ def check_gan_losses(d_fn: Callable, g_fn: Callable, strict: Optional[bool] = No
     ]
     result = check_function(
         "gan-losses", d_fn, _d_reference, _loss_cases(True), mistakes=d_mistakes,
-        forbid=forbid, strict=strict,
+        forbid=forbid, strict=strict, fresh=lambda g: _loss_cases(True, g),
         hint="d_loss = mean softplus(-real_logits) + mean softplus(fake_logits), a "
         "0-dimensional tensor.")
     if not result.passed:
         return result
-    with forbidden(*forbid):
-        lines = _gradient_problem(d_fn, _d_reference, 2)
+    try:
+        lines = _gradient_problem(d_fn, _d_reference, 2, forbid)
+    except UsedForbidden as exc:
+        return used_forbidden("gan-losses", "d_loss", exc.name, strict)
     if lines:
         return failed("gan-losses", ["d_loss: " + lines[0]], strict)
     g_mistakes = [
@@ -146,11 +160,13 @@ def check_gan_losses(d_fn: Callable, g_fn: Callable, strict: Optional[bool] = No
     ]
     g_result = check_function(
         "gan-losses", g_fn, _g_reference, _loss_cases(False), mistakes=g_mistakes,
-        forbid=forbid, strict=strict,
+        forbid=forbid, strict=strict, fresh=lambda g: _loss_cases(False, g),
         hint="g_loss = mean softplus(-fake_logits) = mean -log D(G(z)).")
     if g_result.passed:
-        with forbidden(*forbid):
-            lines = _gradient_problem(g_fn, _g_reference, 1)
+        try:
+            lines = _gradient_problem(g_fn, _g_reference, 1, forbid)
+        except UsedForbidden as exc:
+            return used_forbidden("gan-losses", "g_loss", exc.name, strict)
         if lines:
             return failed("gan-losses", ["g_loss: " + lines[0]], strict)
         g_result.lines = ["both losses match the reference on all "
@@ -164,9 +180,18 @@ def _modes(n: int) -> str:
     return f"{n} mode" + ("" if n == 1 else "s")
 
 
-def _train_ring(gen_model: nn.Module, seed: int = 0, latent: int = 4) -> G.Coverage:
-    """The check's recipe: the course's ring discriminator, non-saturating loss, Adam."""
+def _rotation(angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    return torch.tensor([[c, -s], [s, c]])
+
+
+def _train_ring(gen_model: nn.Module, seed: int = 0, latent: int = 4,
+                angle: float = 0.0) -> G.Coverage:
+    """The check's recipe: the course's ring discriminator, non-saturating loss, Adam. The
+    ring is turned by ``angle`` (radians) for training, and the samples turned back for
+    scoring: a generator that knows the ring's centres instead of learning them misses."""
     r = MODEL_RECIPE
+    turn = _rotation(angle)
     torch.manual_seed(seed)
     disc = G.Discriminator(G.RING_CONFIG)
     data = torch.Generator().manual_seed(seed)
@@ -177,7 +202,7 @@ def _train_ring(gen_model: nn.Module, seed: int = 0, latent: int = 4) -> G.Cover
     try:
         gen_model.train()
         for _ in range(r["steps"]):
-            real = G.ring_of_gaussians(r["batch_size"], data)
+            real = G.ring_of_gaussians(r["batch_size"], data) @ turn.T
             z = torch.randn(r["batch_size"], latent, generator=data)
             with torch.no_grad():
                 fake = gen_model(z)
@@ -195,7 +220,7 @@ def _train_ring(gen_model: nn.Module, seed: int = 0, latent: int = 4) -> G.Cover
     gen_model.eval()
     with torch.no_grad():
         z = torch.randn(1000, latent, generator=torch.Generator().manual_seed(0))
-        return G.ring_coverage(gen_model(z))
+        return G.ring_coverage(gen_model(z) @ turn)  # turned back
 
 
 class _Bar(float):
@@ -207,8 +232,9 @@ BAR = _Bar(1.0)
 
 def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None,
                          latent: int = 4):
-    """Build ``make_generator(latent)``, train it on the ring against the check's own
-    discriminator (twice, seeds :data:`MODEL_SEEDS`; the better run counts) and require
+    """Build ``make_generator(latent)``, train it on the ring (turned by an angle drawn at
+    check time) against the check's own discriminator (twice, seeds :data:`MODEL_SEEDS`;
+    the better run counts) and require
     :data:`MODEL_MODES_BAR` modes and :data:`MODEL_QUALITY_BAR` quality. The course's
     ``Generator`` is refused (also inside another module); the output must depend on
     ``z`` and only on ``z``, ``latent`` must set the noise size, and training must change
@@ -218,10 +244,6 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
     before = {}
 
     def requirements(model):
-        if any(isinstance(m, G.Generator) for m in model.modules()):
-            return ["the model is (or contains) the course's Generator; the exercise asks "
-                    "you to build the generator yourself.",
-                    "hint: an nn.Sequential of nn.Linear and nn.ReLU layers is enough."]
         if not any(p.requires_grad for p in model.parameters()):
             return ["the model has no trainable parameters: the check trains it."]
         z = torch.randn(64, latent, generator=torch.Generator().manual_seed(2))
@@ -262,6 +284,10 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
                     "parameter?). Build the generator from layers that training can move."]
         return None
 
+    # the ring the generator must learn is turned by an angle drawn at check time (at
+    # least 0.15 rad from the chapter's ring, whose modes are 0.79 rad apart)
+    angle = 0.15 + 0.49 * float(torch.rand(1, generator=fresh_generator()))
+
     def train(model):
         import copy
 
@@ -269,7 +295,7 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
         runs = []
         for seed in MODEL_SEEDS:
             model.load_state_dict(start)
-            runs.append(_train_ring(model, seed, latent))
+            runs.append(_train_ring(model, seed, latent, angle))
         cov = max(runs, key=lambda c: (c.modes, c.quality))
         scores["modes"], scores["quality"] = cov.modes, cov.quality
         # one score for check_trained_model: passes (>= 1) if both bars are met
@@ -286,6 +312,11 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
     def below_bar(model, score):
         with torch.no_grad():
             out = model(torch.randn(256, latent, generator=torch.Generator().manual_seed(1)))
+        if G.ring_coverage(out).modes >= MODEL_MODES_BAR:
+            return [f"likely mistake: the generator draws the chapter's ring, but the check "
+                    f"trained it on the ring turned by {angle:.2f} rad: its points come "
+                    "from centres it knows, not from what it learned. Build it from layers "
+                    "that training moves, and let the discriminator teach it the ring."]
         if out.min() >= 0 and out.max() <= 1:
             return ["likely mistake: the outputs stay in [0, 1] (a sigmoid at the end?), "
                     "but the centres lie on a circle of radius 2, from -2 to 2; end with a "
@@ -311,6 +342,7 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
         shape_hint="the generator maps noise (n, latent) to points (n, 2).",
         requirements=[requirements], train=train, bar=BAR, score_text=text,
         below_bar=below_bar, after_training=[changed_by_training],
+        refuse_classes=[G.Generator],
         success=lambda model, score: f"{text(score)} (bar: {bar_text}).", strict=strict)
 
 
@@ -354,10 +386,17 @@ def check_ring_quality(measure: Callable, points: torch.Tensor,
     """``measure(points)``: the share of points within 3 sigma of the nearest centre,
     first on 37 points placed at the edges of the definition, then on ``points``."""
     s = G.RING_SIGMA
+    g = fresh_generator()
+    n = int(torch.randint(50, 400, (1,), generator=g))
+    near = int(torch.randint(0, n, (1,), generator=g))
+    drawn = torch.cat([G.ring_of_gaussians(near, g) if near else torch.zeros(0, 2),
+                       6 * torch.rand(n - near, 2, generator=g) - 3])
     inputs = [(_edge_points(), "37 test points: some just inside and just outside 3 "
                "standard deviations of a centre, one point alone at a mode, some far "
                "from every centre"),
-              (torch.as_tensor(points).detach().float(), None)]
+              (torch.as_tensor(points).detach().float(), None),
+              (drawn, f"{n} points drawn at check time ({near} from the ring, the rest "
+               "uniform in the square [-3, 3]^2)")]
     result = None
     for pts, text in inputs:
         dmin = torch.cdist(pts, G.ring_centres()).min(dim=1).values

@@ -48,8 +48,8 @@ def _gru_variant(flip_z=False, reset_before=False, order="rzn", no_reset=False,
     return step
 
 
-def _gru_cases():
-    g = torch.Generator().manual_seed(1)
+def _gru_cases(g: Optional[torch.Generator] = None):
+    g = torch.Generator().manual_seed(1) if g is None else g
 
     def case(B, I, H, label, h_scale=1.0, x_scale=1.0):
         r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
@@ -68,8 +68,23 @@ def _gru_cases():
     ]
 
 
+def _fresh_gru(g: torch.Generator) -> list:
+    B, I, H = (int(torch.randint(1, 7, (1,), generator=g)) for _ in range(3))
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    return [Case((r(B, I), r(B, H), r(3 * H, I) * 0.5, r(3 * H, H) * 0.5, r(3 * H) * 0.5,
+                  r(3 * H) * 0.5), label=f"drawn at check time: batch {B}, input {I}, "
+                 f"hidden {H}")]
+
+
+#: What the GRU exercise refuses: the course's GRU cell and PyTorch's GRUs, however they
+#: are reached (``torch.gru_cell`` is what nn.GRUCell calls; the operators catch the rest).
+FORBIDDEN_GRU = [GRUCell, nn.GRUCell.forward, nn.GRU.forward, (torch, "gru_cell"),
+                 (torch, "gru"), "aten::gru_cell", "aten::gru"]
+
+
 def check_gru_step(fn: Callable, strict: Optional[bool] = None):
-    """Compare ``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh)`` with ``nn.GRUCell``."""
+    """Compare ``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh)`` with ``nn.GRUCell``;
+    the course's and PyTorch's GRUs are refused."""
     mistakes = [
         (_gru_variant(flip_z=True),
          "the update gate is the wrong way round: PyTorch keeps the old state with weight z "
@@ -93,7 +108,7 @@ def check_gru_step(fn: Callable, strict: Optional[bool] = None):
         hint="split each weight and bias into 3 blocks of hidden_size rows (r, z, n); r and z "
         "use sigmoid of input part + hidden part (both biases); n = tanh(W_in x + b_in + "
         "r * (W_hn h + b_hn)); h_new = (1 - z) * n + z * h, of the shape of h.",
-        atol=1e-5, strict=strict,
+        atol=1e-5, strict=strict, forbid=FORBIDDEN_GRU, fresh=_fresh_gru,
     )
 
 
@@ -228,7 +243,8 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
         requirements=[lambda model: _gru_reads_first_token_first(model, pair)],
         train=train, bar=MEMORY_BAR,
         score_text=lambda a: f"{a:.1%} validation accuracy at length {length} (chance 25%)",
-        below_bar=below_bar, forbid=[init_keep_gate], strict=strict, seed=seed)
+        below_bar=below_bar, forbid=[init_keep_gate], watch_training=False, strict=strict,
+        seed=seed)
 
 
 def _stream_logits(model, ids):
@@ -262,8 +278,19 @@ def check_stream_perplexity(measure: Callable, model: nn.Module, ids: torch.Tens
         "the targets are the inputs themselves: the model predicts the *next* character, "
         "so score the logits at position t against ids[t + 1].": math.exp(shifted),
     }
+    def fresh(g):
+        n = int(torch.randint(len(ids) // 3, len(ids) // 2, (1,), generator=g))
+        start = int(torch.randint(0, len(ids) - n, (1,), generator=g))
+        part = ids[start:start + n].clone()
+        model.eval()
+        with torch.no_grad():
+            value = math.exp(nn.functional.cross_entropy(_stream_logits(model, part),
+                                                         part[1:]).item())
+        return ((model, part), value, f"the same model and {n:,} characters from position "
+                f"{start:,} of test_ids, chosen at check time")
+
     return check_measurement(
-        "rnn-perplexity", measure, "measure_stream_perplexity", (model, ids), expected,
+        "rnn-perplexity", measure, "measure_stream_perplexity", (model, ids), expected, fresh=fresh,
         known=known, model=model, forbid=[perplexity], rel_tol=1e-3,
         input_text=f"the chapter's trained character model and test_ids ({len(ids):,} "
         "characters)",

@@ -75,20 +75,28 @@ def _attention_variant(scale="d_head", mask="causal", split="transpose", softmax
     return attend
 
 
-def _attention_cases():
-    g = torch.Generator().manual_seed(3)
+def _attention_cases(g: Optional[torch.Generator] = None, fresh: bool = False):
+    drawn = g is not None
+    g = torch.Generator().manual_seed(3) if g is None else g
 
     def case(B, T, E, H, label, x_scale=1.0):
         r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
         return Case((r(B, T, E) * x_scale, r(3 * E, E) / math.sqrt(E), r(3 * E) * 0.1,
                      r(E, E) / math.sqrt(E), r(E) * 0.1, H), label=label)
 
+    if drawn and fresh:
+        H = int(torch.randint(1, 4, (1,), generator=g))
+        T = int(torch.randint(2, 40, (1,), generator=g))
+        return [case(2, T, 4 * H, H, f"drawn at check time: 2 sequences of {T} tokens, "
+                     f"width {4 * H}, {H} heads")]
     return [
         case(1, 4, 4, 1, "one sequence of 4 tokens, width 4, one head"),
         case(2, 5, 8, 2, "batch of 2, 5 tokens, width 8, 2 heads"),
         case(1, 1, 6, 3, "a single token (it can only attend to itself)"),
         case(3, 7, 12, 4, "3 sequences of 7 tokens, width 12, 4 heads"),
         case(2, 6, 8, 2, "large inputs (softmax close to one-hot)", x_scale=4.0),
+        case(1, 33, 8, 2, "33 tokens (longer than any sequence above)"),
+        case(1, 100, 8, 4, "100 tokens, 4 heads"),
     ]
 
 
@@ -121,6 +129,7 @@ def check_causal_attention(fn: Callable, strict: Optional[bool] = None):
     return check_function(
         "transformer-causal-attention", fn, _attention_reference, _attention_cases(),
         mistakes=mistakes, forbid=_forbidden_attention(), atol=1e-5,
+        fresh=lambda g: _attention_cases(g, fresh=True),
         hint="q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, -1); split each into "
         "heads (B, H, T, d_head); scores = q k^T / sqrt(d_head) with -inf where key > query; "
         "softmax over the keys; weights @ v; concatenate the heads back to (B, T, E); apply "
@@ -157,8 +166,9 @@ def _sorter_hint(model, score):
 
 #: Sorting done for the model: refused while the sorter is trained and scored.
 SORTING = [(owner, name) for owner in (torch, torch.Tensor)
-           for name in ("sort", "argsort", "msort", "topk", "kthvalue")
-           if hasattr(owner, name)]
+           for name in ("sort", "argsort", "msort", "topk", "kthvalue", "bincount", "unique",
+                        "unique_consecutive", "histc", "searchsorted", "cummax", "cummin")
+           if hasattr(owner, name)] + [sorted, (list, "sort")]
 
 
 def _attention_modules(model) -> list:
@@ -172,22 +182,42 @@ def _zero_attention(module, args, output):
     return torch.zeros_like(output)
 
 
-def _uses_attention(X, Y, accuracy_fn):
-    """A requirement: with every attention layer's output set to zero, the trained model
-    must lose most of its accuracy (else it sorts without attention)."""
+def _other_sequences_attention(module, args, output):
+    """Each sequence's attention output replaced by the next sequence's in the batch: the
+    layer still 'fires', but carries another sequence's content."""
+    if isinstance(output, tuple):
+        return (output[0].roll(1, dims=0), *output[1:])
+    return output.roll(1, dims=0)
 
-    def requirement(model):
-        handles = [m.register_forward_hook(_zero_attention) for m in _attention_modules(model)]
+
+def _uses_attention(X, Y, accuracy_fn):
+    """A requirement: with every attention layer's output set to zero, and with it taken
+    from other sequences, the trained model must lose most of its accuracy (else it sorts
+    without attention, or uses attention only as an on/off gate)."""
+
+    def with_hook(model, hook):
+        handles = [m.register_forward_hook(hook) for m in _attention_modules(model)]
         try:
-            without = accuracy_fn(model, X, Y)
+            return accuracy_fn(model, X, Y)
         finally:
             for h in handles:
                 h.remove()
+
+    def requirement(model):
+        without = with_hook(model, _zero_attention)
         if without >= 0.5:
             return [f"the attention layers are not what sorts: with their outputs set to zero "
                     f"the trained model still scores {without:.1%}.",
                     "hint: build the sorter from the chapter's attention blocks "
                     "(TokenTransformer) and let them do the work."]
+        swapped = with_hook(model, _other_sequences_attention)
+        if swapped >= 0.6:
+            return [f"the attention layers do not carry what the model sorts: with each "
+                    f"sequence's attention output taken from another sequence, the trained "
+                    f"model still scores {swapped:.1%} on its own tokens (attention used as "
+                    "an on/off switch, with the sorting done elsewhere?).",
+                    "hint: let attention move the tokens' content to the output positions, "
+                    "as the chapter's TokenTransformer does."]
         return None
 
     return requirement
@@ -287,7 +317,7 @@ def noisy_labels(Y, fraction=0.2, seed=0):
     return Y
 
 
-def _head_role_once(measure, model, X, Y, input_text, strict):
+def _head_role_once(measure, model, X, Y, input_text, strict, fresh=None):
     expected = head_drop(model, X, Y)
     known = {
         "position 0 is counted: it has no previous token (its label is -100, never "
@@ -310,7 +340,7 @@ def _head_role_once(measure, model, X, Y, input_text, strict):
         "head_mask = torch.ones(n_layers, n_heads) holding 0 at [0, h]; accuracy of "
         "Y[..., 0] over positions 1 .. T-1, before minus after.",
         success=lambda v: f"removing the previous-token head costs {v:.1%} of its accuracy.",
-        strict=strict)
+        strict=strict, fresh=fresh)
 
 
 def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = None):
@@ -326,6 +356,16 @@ def check_head_role(measure: Callable, model, X, Y, strict: Optional[bool] = Non
         from .core import finish
 
         return finish(first, strict)
-    return _head_role_once(measure, swap_heads(model), X, noisy_labels(Y),
+    twin = swap_heads(model)
+
+    def fresh(g):
+        keep = torch.randperm(len(X), generator=g)[: max(100, len(X) // 2)]
+        fraction = 0.1 + 0.3 * float(torch.rand(1, generator=g))
+        Ys = noisy_labels(Y[keep], fraction, seed=int(torch.randint(1 << 30, (1,), generator=g)))
+        return ((twin, X[keep].clone(), Ys), head_drop(twin, X[keep], Ys),
+                f"{len(keep)} of the sequences, chosen at check time, with {fraction:.0%} of "
+                "their previous-token labels changed")
+
+    return _head_role_once(measure, twin, X, noisy_labels(Y),
                            "the same model with its heads renumbered, and 20% of the "
-                           "previous-token labels changed", strict)
+                           "previous-token labels changed", strict, fresh=fresh)

@@ -28,8 +28,9 @@ def _kl_reference(mu, logvar):
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=-1)
 
 
-def _cases(with_eps: bool):
-    g = torch.Generator().manual_seed(3)
+def _cases(with_eps: bool, g: Optional[torch.Generator] = None):
+    drawn = g is not None
+    g = torch.Generator().manual_seed(3) if g is None else g
 
     def case(n, d, label, mu_scale=1.0, lv_scale=1.0):
         mu = torch.randn(n, d, generator=g) * mu_scale
@@ -37,6 +38,10 @@ def _cases(with_eps: bool):
         args = (mu, lv, torch.randn(n, d, generator=g)) if with_eps else (mu, lv)
         return Case(args, label=label)
 
+    if drawn:
+        n, d = (int(torch.randint(1, 7, (1,), generator=g)) for _ in range(2))
+        return [case(n, d, f"drawn at check time: {n} codes of {d} dimensions",
+                     lv_scale=2.0)]
     return [case(1, 2, "one code of 2 dimensions"), case(4, 3, "a batch of 4"),
             case(3, 5, "log-variance 0 (sigma = 1)", lv_scale=0.0),
             case(2, 4, "large log-variances", lv_scale=3.0),
@@ -47,7 +52,12 @@ def check_reparameterization(sample_fn: Callable, kl_fn: Callable,
                              strict: Optional[bool] = None):
     """``sample_fn(mu, logvar, eps)`` against ``mu + exp(logvar / 2) * eps`` and
     ``kl_fn(mu, logvar)`` against the closed-form KL from ``N(0, I)`` (per example)."""
-    forbid = [V.reparameterize, V.kl_divergence, (torch.distributions, "kl_divergence")]
+    import torch.distributions as dist
+
+    # the course's functions and PyTorch's distributions (rsample, the registered KLs)
+    forbid = [V.reparameterize, V.kl_divergence, dist.kl.kl_divergence,
+              dist.kl._kl_normal_normal, dist.Normal.rsample, dist.Normal.entropy,
+              dist.Independent.rsample, dist.MultivariateNormal.rsample]
     sample_mistakes = [
         (lambda mu, lv, eps: mu + torch.exp(lv) * eps,
          "you scaled eps by exp(logvar), the variance; the standard deviation is "
@@ -61,6 +71,7 @@ def check_reparameterization(sample_fn: Callable, kl_fn: Callable,
     result = check_function(
         "vae-reparameterize", sample_fn, _sample_reference, _cases(True),
         mistakes=sample_mistakes, forbid=forbid, strict=strict,
+        fresh=lambda g: _cases(True, g),
         hint="z = mu + sigma * eps with sigma = exp(logvar / 2), elementwise; use the eps "
         "you are given (that is the trick: all randomness sits in eps).")
     if not result.passed:
@@ -81,7 +92,7 @@ def check_reparameterization(sample_fn: Callable, kl_fn: Callable,
     ]
     kl_result = check_function(
         "vae-reparameterize", kl_fn, _kl_reference, _cases(False), mistakes=kl_mistakes,
-        forbid=forbid, strict=strict,
+        forbid=forbid, strict=strict, fresh=lambda g: _cases(False, g),
         hint="KL(N(mu, sigma^2) || N(0, 1)) = 0.5 (mu^2 + sigma^2 - 1 - log sigma^2) per "
         "dimension, summed over the latent axis: shape (n,).")
     if kl_result.passed:
@@ -134,11 +145,6 @@ def check_vae_model(make_vae: Callable, strict: Optional[bool] = None, latent: i
     scores = {}
 
     def requirements(model):
-        if isinstance(model, V.Autoencoder):
-            return [f"the model is the course's {type(model).__name__}; the exercise asks "
-                    "you to build the encoder and decoder yourself.",
-                    "hint: two small MLPs (nn.Sequential of nn.Linear and nn.ReLU) are "
-                    "enough."]
         for name in ("encode_distribution", "decode"):
             if not callable(getattr(model, name, None)):
                 return [f"the model has no method `{name}`.",
@@ -182,7 +188,8 @@ def check_vae_model(make_vae: Callable, strict: Optional[bool] = None, latent: i
         below_bar=lambda m, s: ["hint: give the encoder and decoder a hidden layer or two "
                                 "of 128 units, and return the log-variance (not the "
                                 "standard deviation) from the encoder."],
-        forbid=[V.reparameterize, V.kl_divergence], strict=strict)
+        forbid=[V.reparameterize, V.kl_divergence], refuse_classes=[V.Autoencoder],
+        watch_training=False, strict=strict)
 
 
 # --- experiment: reconstruction RMSE in grey levels ---------------------------------------
@@ -207,8 +214,16 @@ def check_reconstruction_rmse(measure: Callable, model: nn.Module, X: torch.Tens
         "this is the mean absolute error, not the root mean squared one.":
         diff.abs().mean().item() * 16,
     }
+    def fresh(g):
+        keep = torch.randperm(len(X), generator=g)[: max(20, len(X) // 2)]
+        Xs = X[keep].clone()
+        with torch.no_grad():
+            value = math.sqrt((model(Xs) - Xs).pow(2).mean().item()) * 16
+        return ((model, Xs), value, f"the same VAE and {len(keep)} of the test digits, "
+                "chosen at check time")
+
     return check_measurement(
-        "vae-rmse", measure, "measure_rmse", (model, X), expected, known=known,
+        "vae-rmse", measure, "measure_rmse", (model, X), expected, known=known, fresh=fresh,
         forbid=[V.reconstruction_rmse], rel_tol=1e-4,
         input_text=f"the chapter's VAE and {len(X)} test digits in [0, 1]",
         hint="reconstruct with model(X) in eval mode without gradients (the mean code, no "

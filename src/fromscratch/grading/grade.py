@@ -527,6 +527,11 @@ def _score_exercise(result, exercise, event, options) -> None:
         return
     exercise.status = payload.get("status", "failed")
     exercise.text = str(payload.get("text", ""))
+    refused = payload.get("refused")
+    if refused and exercise.status != "passed":  # the check's rule, stated in the gradebook
+        result.notes.append(f"{ex_id}: refused: the answer ran {str(refused)[:160]}, an "
+                            "implementation the course ships (or the check's own code); "
+                            "checks decide by what an answer executes, so this scores 0")
     if error_text and exercise.status != "passed":
         exercise.text = (f"your answer cell for this exercise raised {error_text}"
                          "\n(fix that first: the check below ran on what the cell had "

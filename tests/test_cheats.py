@@ -1,0 +1,495 @@
+"""Answers a learner hunting for a shortcut might write: each must fail, with feedback that
+names the problem and does not give the right value away (issue 17).
+
+The classes: (1) reaching a correct implementation the course ships (the check's own
+reference or helpers, the package's model code, PyTorch's equivalent), however it is
+reached; (2) copying a measurement from the feedback; (3) the course's model inside a
+wrapper; (4) shortcuts that satisfy a probe but not the task."""
+
+import re
+
+import pytest
+
+from fromscratch import exercises
+
+REFUSED = "the check refuses"  # every refusal says so
+
+#: (exercise id, short name, the answer cell, words the feedback must contain)
+CHEATS = [
+    # --- CNN -------------------------------------------------------------------------
+    ("cnn-max-pool", "the check's reference, imported", """
+from fromscratch.checks.cnn import _ref_max_pool as max_pool2d
+""", "a part of the check itself"),
+    ("cnn-max-pool", "PyTorch's max pool imported under another name before the check", """
+from torch.nn.functional import max_pool2d as _mp
+
+def max_pool2d(x, kernel_size, stride=None):
+    return _mp(x, kernel_size, stride or kernel_size)
+""", REFUSED),
+    ("cnn-max-pool", "a partial of the C function", """
+import functools, torch
+max_pool2d = functools.partial(torch.max_pool2d)
+""", REFUSED),
+    ("cnn-max-pool", "the course's pooling module in a closure", """
+from fromscratch.models.cnn import MaxPool2d
+
+def max_pool2d(x, kernel_size, stride=None):
+    pool = MaxPool2d(kernel_size, stride)
+    return pool(x)
+""", REFUSED),
+    ("cnn-max-pool", "refusal caught, then the tracing switched off", """
+import sys
+import torch.nn.functional as F
+
+def max_pool2d(x, kernel_size, stride=None):
+    sys.setprofile(None)
+    return F.max_pool2d(x, kernel_size, stride or kernel_size)
+""", "switches off the check's tracing"),
+    ("cnn-max-pool", "the refusal swallowed", """
+import torch.nn.functional as F
+
+def max_pool2d(x, kernel_size, stride=None):
+    try:
+        return F.max_pool2d(x, kernel_size, stride or kernel_size)
+    except BaseException:
+        return F.max_pool2d(x, kernel_size, stride or kernel_size)
+""", REFUSED),
+    ("cnn-max-pool", "a table of the check's fixed cases, computed before the check", """
+import torch, torch.nn.functional as F
+from fromscratch.checks import cnn as _c
+_table = {}
+for _case in _c._cases_max_pool():
+    _x, _k = _case.args
+    _s = _case.kwargs.get("stride")
+    _table[(tuple(_x.flatten().tolist()), _k, _s)] = F.max_pool2d(_x, _k, _s or _k)
+
+def max_pool2d(x, kernel_size, stride=None):
+    key = (tuple(x.flatten().tolist()), kernel_size, stride)
+    return _table.get(key, torch.zeros(1))
+""", "drawn at check time"),
+    ("cnn-occlusion", "the value for the shown input, stored", """
+from fromscratch.checks.cnn import blank_rows as _b
+from fromscratch.training import accuracy as _acc
+_stored = _acc(cnn_model, _b(split.X_test, 0, 4), split.y_test)
+
+def measure_top_half_blanked(model, X, y):
+    return _stored
+""", "your function returned the same number as for the first input"),
+    ("cnn-occlusion", "keyed on the input size", """
+from fromscratch.training import accuracy as _acc
+_by_size = {len(split.X_test): _acc(cnn_model, split.X_test.clone().index_fill_(-2,
+            __import__("torch").arange(4), 0), split.y_test)}
+
+def measure_top_half_blanked(model, X, y):
+    return _by_size.get(len(X), 0.5)
+""", "a fresh input drawn at check time"),
+    ("cnn-occlusion", "the check's helper", """
+from fromscratch.checks.cnn import blank_rows
+from fromscratch.training import accuracy
+
+def measure_top_half_blanked(model, X, y):
+    return accuracy(model, blank_rows(X, 0, 4), y)
+""", "a part of the check itself"),
+    # --- RNN -------------------------------------------------------------------------
+    ("rnn-gru-step", "the check's variant factory", """
+from fromscratch.checks.rnn import _gru_variant
+gru_step = _gru_variant()
+""", "a part of the check itself"),
+    ("rnn-gru-step", "the check's reference in a wrapper", """
+from fromscratch.checks import rnn as _checks
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    return _checks._gru_reference(x, h, weight_ih, weight_hh, bias_ih, bias_hh) + 0.0
+""", "a part of the check itself"),
+    ("rnn-gru-step", "PyTorch's gru_cell imported before the check", """
+from torch import gru_cell as _cell
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    return _cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+""", REFUSED),
+    ("rnn-gru-step", "nn.GRUCell with the weights copied", """
+import torch, torch.nn as nn
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    cell = nn.GRUCell(x.shape[1], h.shape[1])
+    with torch.no_grad():
+        cell.weight_ih.copy_(weight_ih); cell.weight_hh.copy_(weight_hh)
+        cell.bias_ih.copy_(bias_ih); cell.bias_hh.copy_(bias_hh)
+    return cell(x, h).detach()
+""", REFUSED),
+    ("rnn-gru-step", "the course's GRU cell", """
+import torch
+from fromscratch.models.rnn import GRUCell
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    cell = GRUCell(x.shape[1], h.shape[1])
+    with torch.no_grad():
+        for p, v in zip(cell.parameters(), (weight_ih, weight_hh, bias_ih, bias_hh)):
+            p.copy_(v)
+    return cell(x, h)
+""", REFUSED),
+    ("rnn-perplexity", "the value for the shown input, stored", """
+import math, torch
+_model, _ids = char_model.eval(), test_ids
+with torch.no_grad():
+    _stored = math.exp(torch.nn.functional.cross_entropy(_model(_ids[None, :-1])[0],
+                                                         _ids[1:]).item())
+
+def measure_stream_perplexity(model, ids):
+    return _stored
+""", "your function returned the same number as for the first input"),
+    ("rnn-perplexity", "the course's perplexity helper", """
+from fromscratch.data import char_windows
+from fromscratch.models.rnn import perplexity
+
+def measure_stream_perplexity(model, ids):
+    return perplexity(model, *char_windows(ids, len(ids) - 1))
+""", REFUSED),
+    # --- Transformer -------------------------------------------------------------------
+    ("transformer-causal-attention", "the check's variant factory", """
+from fromscratch.checks.transformer import _attention_variant
+causal_self_attention = _attention_variant()
+""", "a part of the check itself"),
+    ("transformer-causal-attention", "PyTorch's functional MHA imported before the check", """
+import torch
+from torch.nn.functional import multi_head_attention_forward as _mha
+
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                          n_heads):
+    T, E = x.shape[1], x.shape[2]
+    q = x.transpose(0, 1)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    out, _ = _mha(q, q, q, E, n_heads, in_proj_weight, in_proj_bias, None, None, False, 0.0,
+                  out_proj_weight, out_proj_bias, attn_mask=mask, need_weights=False)
+    return out.transpose(0, 1)
+""", REFUSED),
+    ("transformer-causal-attention", "a causal mask hard-coded for 8 tokens", """
+import math, torch
+
+_MASK = torch.ones(8, 8, dtype=torch.bool).triu(1)
+
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                          n_heads):
+    B, T, E = x.shape
+    d = E // n_heads
+    q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (t.view(B, T, n_heads, d).transpose(1, 2) for t in (q, k, v))
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(_MASK[:T, :T], float("-inf"))
+    out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, E)
+    return out @ out_proj_weight.T + out_proj_bias
+""", "33 tokens"),
+    ("transformer-sorter", "Python's sorted() in the forward, attention as a gate", """
+import torch, torch.nn as nn, torch.nn.functional as F
+from fromscratch.models.transformer import MultiHeadAttention
+
+class _Sorter(nn.Module):
+    def __init__(self, vocab, length):
+        super().__init__()
+        self.vocab = vocab
+        self.emb = nn.Embedding(vocab, 16)
+        self.attn = MultiHeadAttention(16, 2)
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        a = self.attn(self.emb(x))
+        gate = (a.abs().amax() > 0).float()
+        out = torch.tensor([sorted(row) for row in x.tolist()])
+        return F.one_hot(out, self.vocab).float() * 10 * gate * self.w
+
+def make_sorter(vocab_size, length):
+    return _Sorter(vocab_size, length)
+""", "builtins.sorted"),
+    ("transformer-sorter", "a counting sort without sort functions, attention as a gate", """
+import torch, torch.nn as nn, torch.nn.functional as F
+from fromscratch.models.transformer import MultiHeadAttention
+
+class _Sorter(nn.Module):
+    def __init__(self, vocab, length):
+        super().__init__()
+        self.vocab = vocab
+        self.emb = nn.Embedding(vocab, 16)
+        self.attn = MultiHeadAttention(16, 2)
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        a = self.attn(self.emb(x))
+        gate = (a.abs().amax() > 0).float()
+        T = x.shape[1]
+        key = x * T + torch.arange(T)
+        rank = (key[:, None, :] < key[:, :, None]).sum(-1)
+        out = torch.zeros_like(x).scatter(1, rank, x)
+        return F.one_hot(out, self.vocab).float() * 10 * gate * self.w
+
+def make_sorter(vocab_size, length):
+    return _Sorter(vocab_size, length)
+""", "attention output taken from another sequence"),
+    ("transformer-head-role", "the value for the shown input, stored", """
+from fromscratch.checks.transformer import head_drop as _hd
+_stored = {len(X_rel_val): _hd(relation_models[0], X_rel_val, Y_rel_val)}
+
+def measure_head_role(model, X, Y):
+    return _stored.get(len(X), 0.1)
+""", "heads renumbered"),
+    ("transformer-head-role", "right only on inputs of the size shown", """
+import torch
+
+def measure_head_role(model, X, Y):
+    model.eval()
+    with torch.no_grad():
+        w = model.attention_maps(X)[0]
+        t = torch.arange(1, X.shape[1])
+        head = w[:, :, t, t - 1].mean(dim=(0, 2)).argmax().item()
+        mask = torch.ones(len(model.blocks), w.shape[1])
+        mask[0, head] = 0.0
+        def acc(m):
+            pred = model(X, head_mask=m).view(*Y.shape, -1).argmax(-1)
+            return (pred[:, 1:, 0] == Y[:, 1:, 0]).float().mean().item()
+        value = acc(None) - acc(mask)
+    # right on the inputs of the size it was shown, a made-up number on any other
+    return value if len(X) == len(X_rel_val) else 0.5
+""", "a fresh input drawn at check time"),
+    # --- LLM -------------------------------------------------------------------------
+    ("llm-top-p", "the course's filter under another name", """
+from fromscratch.models.gpt import top_p_filter as _f
+
+def top_p(logits, p):
+    return _f(logits, p).clone()
+""", REFUSED),
+    ("llm-top-p", "the check's variant factory", """
+from fromscratch.checks.llm import _top_p_variant
+top_p = _top_p_variant()
+""", "a part of the check itself"),
+    ("llm-kv-cache-step", "PyTorch's attention imported before the check", """
+import torch
+from torch.nn.functional import scaled_dot_product_attention as _sdpa
+
+def cache_step(q, k_new, v_new, cache_k, cache_v):
+    k = torch.cat([cache_k, k_new], dim=-2)
+    v = torch.cat([cache_v, v_new], dim=-2)
+    return _sdpa(q, k, v), k, v
+""", REFUSED),
+    ("llm-kv-cache-step", "the check's reference", """
+from fromscratch.checks.llm import _cache_step_reference as cache_step
+""", "a part of the check itself"),
+    ("llm-dpo-loss", "the course's loss in a closure", """
+def _make():
+    from fromscratch.models import preference
+    f = preference.dpo_loss
+    return lambda *args: f(*args)
+
+dpo_loss = _make()
+""", REFUSED),
+    ("llm-dpo-loss", "the check's variant", """
+from fromscratch.checks.llm import _dpo_variant
+dpo_loss = _dpo_variant("right")
+""", "a part of the check itself"),
+    ("llm-char-model", "reads the next token (the last position alone looks causal)", """
+import torch, torch.nn as nn
+from fromscratch.models.gpt import GPT, GPTConfig
+
+class _Peek(nn.Module):
+    def __init__(self, vocab_size, block_size):
+        super().__init__()
+        self.gpt = GPT(GPTConfig.default(vocab_size, block_size=block_size))
+        self.peek = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, x):
+        nxt = torch.cat([x[:, 1:], x[:, -1:]], dim=1)  # position t sees token t + 1
+        keep = torch.ones_like(x, dtype=torch.float)
+        keep[:, -1] = 0  # ... except at the last position
+        return self.gpt(x) + self.peek(nxt) * keep[..., None]
+
+def make_char_lm(vocab_size, block_size):
+    return _Peek(vocab_size, block_size)
+""", "the model sees the future"),
+    ("llm-context-gain", "the value for the shown input, stored", """
+from fromscratch.checks.llm import _context_gain_reference as _ref
+_stored = _ref(model, val_ids[: len(val_ids) // 64 * 64])
+
+def measure_context_gain(model, ids):
+    return _stored
+""", "your function returned the same number as for the first input"),
+    # --- VAE -------------------------------------------------------------------------
+    ("vae-reparameterize", "PyTorch's KL through torch.distributions.kl", """
+import torch
+from torch.distributions import Normal, kl as _kl
+
+def sample_z(mu, logvar, eps):
+    return mu + torch.exp(0.5 * logvar) * eps
+
+def kl_term(mu, logvar):
+    q = Normal(mu, torch.exp(0.5 * logvar))
+    p = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    return _kl.kl_divergence(q, p).sum(-1)
+""", REFUSED),
+    ("vae-reparameterize", "the check's reference", """
+from fromscratch.checks.vae import _sample_reference as sample_z, _kl_reference as kl_term
+""", "a part of the check itself"),
+    ("vae-model", "the course's VAE inside a wrapper", """
+import torch.nn as nn
+from fromscratch.models.vae import VAE, VAEConfig
+
+class _Mine(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.inner = VAE(VAEConfig(latent=latent, hidden=128))
+
+    def encode_distribution(self, x):
+        return self.inner.encode_distribution(x)
+
+    def decode(self, z):
+        return self.inner.decode(z)
+
+    def forward(self, x):
+        return self.inner(x)
+
+def make_vae(latent):
+    return _Mine(latent)
+""", "the course's VAE"),
+    ("vae-rmse", "the value for the shown input, stored", """
+import math, torch
+with torch.no_grad():
+    _stored = math.sqrt((vae.eval()(split.X_test) - split.X_test).pow(2).mean().item()) * 16
+
+def measure_rmse(model, X):
+    return _stored
+""", "your function returned the same number as for the first input"),
+    ("vae-rmse", "the course's measurement imported before the check", """
+from fromscratch.models.vae import reconstruction_rmse as _r
+
+def measure_rmse(model, X):
+    return float(_r(model, X))
+""", REFUSED),
+    # --- GAN -------------------------------------------------------------------------
+    ("gan-losses", "PyTorch's BCE with logits imported before the check", """
+import torch
+from torch.nn.functional import binary_cross_entropy_with_logits as _bce
+
+def d_loss(real_logits, fake_logits):
+    return (_bce(real_logits, torch.ones_like(real_logits))
+            + _bce(fake_logits, torch.zeros_like(fake_logits)))
+
+def g_loss(fake_logits):
+    return _bce(fake_logits, torch.ones_like(fake_logits))
+""", REFUSED),
+    ("gan-losses", "the check's references", """
+from fromscratch.checks.gan import _d_reference as d_loss, _g_reference as g_loss
+""", "a part of the check itself"),
+    ("gan-ring-generator", "the 8 centres hard-coded plus a tiny trainable term", """
+import math, torch, torch.nn as nn
+
+class _Ring(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        a = 2 * math.pi * torch.arange(8) / 8
+        self.register_buffer("c", 2 * torch.stack([a.cos(), a.sin()], 1))
+        self.small = nn.Linear(latent, 2)
+
+    def forward(self, z):
+        k = (z[:, 0].abs() * 1000).long() % 8
+        return self.c[k] + 0.05 * z[:, 1:3] + 1e-3 * self.small(z)
+
+def make_generator(latent):
+    return _Ring(latent)
+""", "the bar is"),
+    ("gan-ring-quality", "the value for the shown input, stored", """
+import torch
+from fromscratch.models import gan as _G
+_d = torch.cdist(ring_points, _G.ring_centres()).min(1).values
+_stored = {len(ring_points): (_d <= 0.15).float().mean().item()}
+_edge = None
+
+def ring_quality(points):
+    if len(points) in _stored:
+        return _stored[len(points)]
+    d = torch.cdist(points, _G.ring_centres()).min(1).values
+    return (d <= 0.15).float().mean().item() if len(points) == 37 else 0.5
+""", "drawn at check time"),
+    # --- Diffusion -----------------------------------------------------------------------
+    ("diffusion-noise-ddim", "the course's schedule does the noising", """
+import math, torch
+from fromscratch.models import diffusion as _D
+_s = _D.Schedule(1000, "cosine")
+
+def add_noise(x0, alpha_bar, noise):
+    return _D.Schedule.add_noise.__get__(_s)(x0, torch.zeros(len(x0), dtype=torch.long), noise) * 0 \
+        + math.sqrt(alpha_bar) * x0 + math.sqrt(1 - alpha_bar) * noise
+
+def ddim_step(x_t, eps, alpha_bar, alpha_bar_next):
+    x0 = (x_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+    return math.sqrt(alpha_bar_next) * x0 + math.sqrt(1 - alpha_bar_next) * eps
+""", REFUSED),
+    ("diffusion-noise-ddim", "the check's references", """
+from fromscratch.checks.diffusion import _add_noise_reference as add_noise
+from fromscratch.checks.diffusion import _ddim_reference as ddim_step
+""", "a part of the check itself"),
+    ("diffusion-denoiser", "the course's Denoiser, built before the check, in a wrapper", """
+import torch.nn as nn
+from fromscratch.models.diffusion import Denoiser, DenoiserConfig
+_built = Denoiser(DenoiserConfig())
+
+class _Mine(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _built
+
+    def forward(self, x, t, y=None):
+        return self.net(x, t, y)
+
+def make_denoiser():
+    return _Mine()
+""", "the course's Denoiser"),
+    ("diffusion-noise-accuracy", "the values for the shown inputs, stored", """
+import math, torch
+from fromscratch import generative as _gen
+from fromscratch.models import diffusion as _D
+_table = {}
+for _t in range(1, 999):
+    pass
+
+def accuracy_under_noise(images, labels, t, schedule):
+    key = (len(images), t)
+    if key not in _table:
+        x0 = _D.to_model_space(images)
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+        ab = float(schedule.alpha_bar[t])
+        _table[key] = _gen.label_accuracy(_D.to_grey_levels(math.sqrt(ab) * x0
+                                          + math.sqrt(1 - ab) * noise), labels)
+    return _table[key] if len(images) == len(split.X_test) else 0.5
+""", "a fresh input drawn at check time"),
+]
+
+
+@pytest.fixture(scope="module")
+def setups():
+    cache = {}
+
+    def get(ex):
+        if ex.id not in cache:
+            ns = {"__name__": "__exercise__"}
+            if ex.setup:
+                exec(compile(ex.setup, f"<{ex.id} setup>", "exec"), ns)
+            cache[ex.id] = ns
+        return dict(cache[ex.id])
+
+    return get
+
+
+def _numbers(text: str) -> set:
+    return set(re.findall(r"\d+\.\d{3,}", text))
+
+
+@pytest.mark.parametrize("ex_id,name,code,expect", CHEATS,
+                         ids=[f"{c[0]}:{c[1]}" for c in CHEATS])
+def test_cheat_fails_and_names_the_problem(ex_id, name, code, expect, setups):
+    ex = exercises.get(ex_id)
+    result = exercises.run(ex, code, namespace=setups(ex))
+    assert result.status == "failed", result.text
+    assert expect in result.text, result.text
+    assert "Traceback" not in result.text
+    if ex.kind == "experiment" and "fresh input" not in result.text:
+        # the right value is never printed (on a fresh input, the number received may be
+        # the one the answer stored for the first input: its own, not a leak)
+        reference = exercises.run(ex, ex.reference, namespace=setups(ex))
+        right = _numbers(reference.text)
+        assert not right & _numbers(result.text), (right, result.text)
