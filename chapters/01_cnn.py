@@ -719,9 +719,10 @@ record("cnn", model="DigitsCNN (3 seeds together)",
 # ## Exercises
 #
 # Each exercise has a check below it. Run your cell, then the check: it tells you which
-# input failed, what was expected and what your code returned. If you are stuck,
-# `from fromscratch.exercises import show_solution` and `show_solution("cnn-max-pool")`
-# print a reference solution.
+# input failed, what your code returned and where it differs (for a measured number,
+# whether it is too high or too low; the check also tries an input you have not seen).
+# If you are stuck, `from fromscratch.exercises import show_solution` and
+# `show_solution("cnn-max-pool")` print a reference solution.
 
 # %%
 # EXERCISES: cnn

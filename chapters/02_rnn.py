@@ -555,7 +555,8 @@ record("rnn", model="LSTM (memory task) + char LSTM",
 # ## Exercises
 #
 # Each exercise has a check below it. Run your cell, then the check: it tells you which
-# input failed, what was expected and what your code returned.
+# input failed, what your code returned and where it differs (for a measured number,
+# whether it is too high or too low; the check also tries an input you have not seen).
 
 # %%
 from fromscratch.exercises import show_solution  # noqa: F401  (for the learner)
