@@ -460,21 +460,6 @@ def accuracy_under_noise(images, labels, t, schedule):
 ]
 
 
-@pytest.fixture(scope="module")
-def setups():
-    cache = {}
-
-    def get(ex):
-        if ex.id not in cache:
-            ns = {"__name__": "__exercise__"}
-            if ex.setup:
-                exec(compile(ex.setup, f"<{ex.id} setup>", "exec"), ns)
-            cache[ex.id] = ns
-        return dict(cache[ex.id])
-
-    return get
-
-
 def _numbers(text: str) -> set:
     return set(re.findall(r"\d+\.\d{3,}", text))
 

@@ -22,22 +22,6 @@ def test_every_chapter_has_at_least_three_exercises_of_varied_kinds():
     assert len(ids) == len(set(ids)), "exercise ids must be unique"
 
 
-@pytest.fixture(scope="module")
-def setups():
-    """Run each exercise's setup once (some train a model) and reuse its namespace."""
-    cache = {}
-
-    def get(ex):
-        if ex.id not in cache:
-            ns = {"__name__": "__exercise__"}
-            if ex.setup:
-                exec(compile(ex.setup, f"<{ex.id} setup>", "exec"), ns)
-            cache[ex.id] = ns
-        return dict(cache[ex.id])
-
-    return get
-
-
 @pytest.mark.parametrize("ex", ALL, ids=lambda e: e.id)
 def test_reference_solution_passes(ex, setups):
     result = exercises.run(ex, ex.reference, namespace=setups(ex))

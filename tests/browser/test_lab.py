@@ -110,6 +110,13 @@ def _open(browser_context, lab, name):
     return page
 
 
+def _run(page, cell) -> None:
+    """Run one cell (click into it, Shift+Enter), as a learner does."""
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+
+
 def _dialog_text(page) -> str:
     dialog = page.wait_for_selector(".jp-Dialog-content")
     deadline = time.time() + 240
@@ -137,9 +144,7 @@ def test_an_exercise_check_after_a_restart_says_what_to_run(browser_context, lab
     page = _open(browser_context, lab, "02_rnn.ipynb")
     try:
         cell = page.locator(".jp-CodeCell", has_text="check_stream_perplexity(").last
-        cell.scroll_into_view_if_needed()
-        cell.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
+        _run(page, cell)
         output = cell.locator(".jp-OutputArea")
         output.get_by_text("[hint]").first.wait_for()
         text = output.inner_text()
@@ -153,8 +158,7 @@ def test_an_explorer_figure_survives_save_and_reopen(browser_context, lab):
     page = _open(browser_context, lab, "explorer.ipynb")
     try:
         cell = page.locator(".jp-CodeCell").first
-        cell.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
+        _run(page, cell)
         cell.locator(".jp-OutputArea img").first.wait_for()
         cell.locator(".widget-slider").first.wait_for()  # the live widget
         page.keyboard.press("Control+s")

@@ -31,12 +31,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from test_site import CHAPTERS, PAGES  # the book's pages, from _toc.yml
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots" / "readers"
-TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 sys.path.insert(0, str(ROOT / "src"))
 
 pytestmark = pytest.mark.browser
@@ -56,17 +55,6 @@ MAINTAINER_VOCABULARY = [
     r"the brief\b", r"\bnoqa\b", r"\bFIXME\b", r"\bmaintainers?\b",
     r"when this course was planned", r"in the course's repository",
 ]
-
-
-def toc_files() -> list:
-    files = [TOC["root"]]
-    for part in TOC.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    return files
-
-
-PAGES = toc_files()
-CHAPTERS = [f for f in PAGES if re.fullmatch(r"chapters/\d\d_\w+", f)]
 
 
 def figure_fonts() -> dict:
