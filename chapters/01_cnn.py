@@ -295,7 +295,7 @@ print(f"logistic regression (C={best_C}), trained on all training data: "
 # on the validation set after every epoch:
 
 # %%
-RECIPE = dict(epochs=20, lr=3e-3, batch_size=32, cosine=True)
+RECIPE = dict(epochs=30, lr=3e-3, batch_size=32, cosine=True)
 AUGMENT = {"plain": None, "shifts": random_shift}
 MAKE = {"CNN": lambda: cnn.DigitsCNN(config),
         "MLP": lambda: cnn.MLP(64, hidden=(256, 128))}
