@@ -100,6 +100,19 @@ def _image_file(app, uri: str) -> Path:
     return path if path.is_absolute() else Path(app.srcdir) / path
 
 
+class notebook_figure(nodes.figure):  # noqa: N801 (docutils names nodes in lower case)
+    """A notebook figure numbered by this extension ("Figure 3.2"). A subclass, so that
+    Sphinx does not number it again, nor warn that it has no id (the id is on a wrapper)."""
+
+
+def _visit_notebook_figure(self, node):
+    self.visit_figure(node)
+
+
+def _depart_notebook_figure(self, node):
+    self.depart_figure(node)
+
+
 def _on_doctree_read(app, doctree) -> None:
     path = Path(app.env.doc2path(app.env.docname))
     if path.suffix != ".ipynb" or not path.exists():
@@ -129,7 +142,7 @@ def _on_doctree_read(app, doctree) -> None:
         # the id goes on a wrapper: a figure with an id would get Sphinx's own "Fig. N"
         anchor = nodes.container(classes=["notebook-figure-anchor"],
                                  ids=[f"figure-{number.replace('.', '-')}"])
-        figure = nodes.figure(classes=["notebook-figure"])
+        figure = notebook_figure(classes=["notebook-figure"])
         image.replace_self(anchor)
         anchor += figure
         figure += image
@@ -177,6 +190,7 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app):
+    app.add_node(notebook_figure, html=(_visit_notebook_figure, _depart_notebook_figure))
     # before Sphinx's image collector (priority 500), which registers the phone
     # layouts added here for copying into _images/
     app.connect("doctree-read", _on_doctree_read, priority=400)
