@@ -663,8 +663,8 @@ print("reloaded VAE gives the same reconstructions:", same)
 # ## Results
 #
 # The asserted bars: the VAE's prior samples below the full-covariance Gaussian baseline
-# (every seed), and reconstructions within 2 grey levels. The FD bar translated above
-# (FD 13.2) is printed and recorded, not asserted: the VAE misses it.
+# (every seed), and reconstructions within 2 grey levels. The stricter FD bar of 13.2
+# stated above is printed and recorded, not asserted: the VAE misses it.
 
 # %%
 fd_mean, rmse_mean = float(np.mean(vae_fd)), float(np.mean(vae_rmse))
@@ -703,8 +703,7 @@ record("vae", model="VAE (MLP encoder/decoder, 8-dim latent)",
 #   reparameterization trick (its gradient matches the exact one, with 6 to 9 times less
 #   spread than the score-function estimate) and trains on reconstruction plus KL.
 # - Its prior samples score FD 15.7 ± 2.6, half the full-covariance Gaussian baseline
-#   (29.4), with RMSE 1.88 grey levels. They miss the bar translated from the seed
-#   guide (13.2). An autoencoder sampled from N(0, I) fails (FD 178), but one sampled
+#   (29.4), with RMSE 1.88 grey levels. They miss the stricter FD bar of 13.2. An autoencoder sampled from N(0, I) fails (FD 178), but one sampled
 #   from a Gaussian fitted to its codes does as well as the VAE at this scale.
 # - Interpolation midpoints are more digit-like in the VAE (FD 38.2) than in the
 #   autoencoder (53.8) or a pixel blend (46.7); the classifier's class path does not
