@@ -182,6 +182,45 @@ def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
+def _innermost(exc: BaseException):
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb
+
+
+def _not_attempted(exc: BaseException) -> bool:
+    """Whether ``exc`` is the stub's own ``raise NotImplementedError``: raised by a
+    ``raise`` statement of the answer's code, not by a library the answer called (that is
+    an attempt that went wrong, reported as an error)."""
+    import dis
+
+    if not isinstance(exc, NotImplementedError):
+        return False
+    tb = _innermost(exc)
+    if tb is None or _is_library_frame(tb.tb_frame):
+        return False
+    code = tb.tb_frame.f_code.co_code
+    return 0 <= tb.tb_lasti < len(code) and code[tb.tb_lasti] == dis.opmap["RAISE_VARARGS"]
+
+
+def _where(exc: BaseException) -> str:
+    """Where in the answer's own code ``exc`` happened: `` (your line N: text)``, or ''."""
+    import linecache
+
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        if not _is_library_frame(tb.tb_frame) and \
+                not tb.tb_frame.f_code.co_filename.startswith(_CHECKS_DIR):
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return ""
+    text = linecache.getline(found.tb_frame.f_code.co_filename, found.tb_lineno).strip()
+    where = f"line {found.tb_lineno} of `{found.tb_frame.f_code.co_name}`"
+    return f" (in your code, {where}" + (f": {text})" if text else ")")
+
+
 def not_attempted(exercise: str, name: str, state: str = "still raises NotImplementedError") -> CheckResult:
     return CheckResult(
         exercise,
@@ -236,13 +275,13 @@ def check_function(
         args, kwargs = _clone(case.args), _clone(case.kwargs)
         try:
             received = call_guarded(fn, args, kwargs, forbid)
-        except NotImplementedError:
-            return finish(not_attempted(exercise, name), strict)
         except UsedForbidden as exc:
             return used_forbidden(exercise, name, exc.name, strict)
         except Exception as exc:  # the learner's bug, reported without a traceback
+            if _not_attempted(exc):
+                return finish(not_attempted(exercise, name), strict)
             lines = [
-                f"case {number} of {len(cases)} raised {_short_error(exc)}",
+                f"case {number} of {len(cases)} raised {_short_error(exc)}{_where(exc)}",
                 f"input: {case.describe(names)}",
                 f"expected output: {describe(expected)}",
             ]
@@ -396,7 +435,10 @@ class Package:
 #: Every guard refuses PyTorch's private reference implementations: its decompositions,
 #: references and primitives compute most operators (a max pool, a GRU cell, a BCE loss)
 #: from plain tensor operations, so reaching them is reaching the forbidden piece.
-_SHIPPED = ("torch._decomp", "torch._refs", "torch._prims")
+_SHIPPED = ("torch._decomp",)
+#: ... and its references and primitives when the answer's own code calls them (PyTorch's
+#: public functions use some of their helpers, e.g. ``torch.broadcast_shapes``).
+_SHIPPED_DIRECT = ("torch._refs", "torch._prims")
 
 #: Switches an answer's own code may not call (the nearest caller outside the standard
 #: library is the answer): they turn off the operator tracing or reach the guard itself.
@@ -492,45 +534,81 @@ def _is_library_code(code) -> bool:
     """Whether ``code`` is library code: it claims a file of the course package, PyTorch,
     NumPy or the standard library, and that file really holds it (an answer compiled
     under a borrowed file name is the learner's all the same)."""
-    global _ROOTS
     mine = _LEARNER.get(code)
     if mine is None:
-        if not _ROOTS:
-            _ROOTS = _library_roots()
-        name = code.co_filename
-        claims = name.startswith("<frozen") or name.startswith(_ROOTS)
-        mine = _LEARNER[code] = not (claims and code in _real_codes(name))
+        mine = _LEARNER[code] = not (_claims_library(code)
+                                     and code in _real_codes(code.co_filename))
     return not mine
 
 
-def _is_stdlib_code(code) -> bool:
+_FRAMES: dict = {}  # (code, id of its globals) -> whether a library module runs it
+
+
+def _claims_library(code) -> bool:
+    global _ROOTS
+    if not _ROOTS:
+        _ROOTS = _library_roots()
+    name = code.co_filename
+    return name.startswith("<frozen") or name.startswith(_ROOTS)
+
+
+def _is_library_frame(frame, verify: bool = False) -> bool:
+    """Whether ``frame`` runs library code: code of a library module, run in that module's
+    namespace (with ``verify``, also proven to be compiled from the file it names, see
+    :func:`_is_library_code`: the guard verifies wherever its verdict would let something
+    through), or code a library generated at run time (a dataclass's ``__init__``, a named
+    tuple's ``__new__``) that runs in a library module's namespace."""
+    code, namespace = frame.f_code, frame.f_globals
+    key = (code, id(namespace))
+    found = _FRAMES.get(key)
+    if found is None:
+        name = namespace.get("__name__", "")
+        module = sys.modules.get(name) if isinstance(name, str) else None
+        own = module is not None and getattr(module, "__dict__", None) is namespace
+        file = os.path.abspath(getattr(module, "__file__", None) or "") if own else ""
+        if _claims_library(code):
+            found = own and (os.path.abspath(code.co_filename) == file
+                             or code.co_filename == f"<frozen {name}>")
+        elif namespace.get("__builtins__") == {} and name.startswith("namedtuple_"):
+            found = code.co_names == ("_tuple_new",)  # collections.namedtuple's __new__
+        else:  # a method generated at run time in a library module's namespace
+            found = (own and file.startswith(_ROOTS) and not os.path.isfile(code.co_filename)
+                     and code.co_name.startswith("__") and code.co_name.endswith("__"))
+        _FRAMES[key] = found
+    if found and verify and _claims_library(code):
+        return _is_library_code(code)
+    return found
+
+
+def _is_stdlib_frame(frame, verify: bool = False) -> bool:
     global _STD
     if not _STD:
         _STD = _stdlib_roots()
-    name = code.co_filename
+    name = frame.f_code.co_filename
     std, site = _STD
     return (name.startswith("<frozen") or (name.startswith(std) and not name.startswith(site))) \
-        and _is_library_code(code)
+        and _is_library_frame(frame, verify)
 
 
 def _called_by_learner(frame) -> bool:
     """Whether the nearest caller outside the standard library's plumbing (contextlib,
-    functools, inspect, threading, ...) is the learner's code."""
-    while frame is not None and _is_stdlib_code(frame.f_code):
+    functools, inspect, threading, ...) is the learner's code (verified: a frame that only
+    claims to be library code is the learner's)."""
+    while frame is not None and _is_stdlib_frame(frame, verify=True):
         frame = frame.f_back
-    return frame is not None and not _is_library_code(frame.f_code)
+    return frame is not None and not _is_library_frame(frame, verify=True)
 
 
 def _importing(frame) -> bool:
     """Whether ``frame`` (a module's body) runs because the import system imports it."""
     caller = frame.f_back
     return (caller is not None and caller.f_code.co_filename.startswith("<frozen importlib")
-            and _is_library_code(caller.f_code))
+            and _is_library_frame(caller, verify=True))
 
 
-#: the smallest code object (bytes of bytecode) whose copy is refused: a one-line
-#: forwarding function of the course's could be written the same way by anyone
-_COPY_MIN_BYTES = 120
+#: the smallest code object (bytes of bytecode) whose copy is refused: a formula of a few
+#: lines (a loss, a sampling step) is written the same way by anyone who gets it right
+_COPY_MIN_BYTES = 250
 _PRINTS: dict = {}  # code object -> its fingerprint
 
 
@@ -542,9 +620,10 @@ _SAME_OP = {"LOAD_METHOD": "LOAD_ATTR", "JUMP_BACKWARD_NO_INTERRUPT": "JUMP_BACK
 def _fingerprint(code):
     """What a code object computes, without where or how exactly it was compiled: its
     instructions with the names and constants they use (nested code by fingerprint,
-    strings such as docstrings left out, jump targets and local names ignored). A verbatim
-    copy (``exec(inspect.getsource(f))``, a renamed copy) has the fingerprint of the
-    original."""
+    strings such as docstrings left out, jump targets ignored) and its variables' names.
+    A verbatim copy (``exec(inspect.getsource(f))``, also under another function name) has
+    the fingerprint of the original; an answer written independently practically never
+    has, down to every variable's name."""
     import dis
 
     fp = _PRINTS.get(code)
@@ -565,7 +644,8 @@ def _fingerprint(code):
             elif not isinstance(value, (str, int, float, bool, type(None))):
                 value = repr(value)
             ops.append((_SAME_OP.get(op, op), value))
-        fp = _PRINTS[code] = hash((tuple(ops), code.co_argcount, code.co_kwonlyargcount))
+        fp = _PRINTS[code] = hash((tuple(ops), code.co_argcount, code.co_kwonlyargcount,
+                                   code.co_varnames, code.co_freevars, code.co_cellvars))
     return fp
 
 
@@ -699,7 +779,16 @@ def _targets(forbid) -> _Targets:
     if isinstance(forbid, _Targets):
         return forbid
     return _Targets(list(forbid) + _ESCAPES + list(_SHIPPED),
-                    _switch_targets() + list(_SWITCH_PACKAGES))
+                    _switch_targets() + list(_SWITCH_PACKAGES) + list(_SHIPPED_DIRECT))
+
+
+def _calls_torch(fn) -> bool:
+    """Whether the C function ``fn`` is one of PyTorch's (a ``torch.*`` function or a
+    tensor method), whose operators the guard's dispatch mode must see."""
+    owner = getattr(fn, "__self__", None)
+    return (isinstance(owner, torch.Tensor) or type(owner).__name__ == "_VariableFunctionsClass"
+            or getattr(owner, "__name__", None) == "_VariableFunctionsClass"
+            or (getattr(fn, "__module__", None) or "").startswith("torch"))
 
 
 def _dispatch_intact(mode, depth: int) -> bool:
@@ -775,13 +864,16 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
         targets.files
     c_funcs, c_methods, switches = targets.c_funcs.get, targets.c_methods, targets.switches
     check_prints = _check_prints() if checks else {}
+    import torch._ops
+
+    ops_file = torch._ops.__file__
 
     def refuse(name: str):
         if state["violation"] is None:
             state["violation"] = name
         raise UsedForbidden(name)
 
-    def judge(code) -> str:
+    def judge(code, frame=None) -> str:
         name = codes.get(code, "")
         if not name and prefixes and code.co_filename.startswith(prefixes):
             for prefix, package in files:
@@ -792,10 +884,11 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
                 and code.co_filename != _CORE_FILE:
             module = os.path.splitext(os.path.basename(code.co_filename))[0]
             name = f"fromscratch.checks.{module}.{code.co_qualname}"
-        if not name and len(code.co_code) >= _COPY_MIN_BYTES:
-            fp = _fingerprint(code)
+        if not name and len(code.co_code) >= _COPY_MIN_BYTES and code.co_name != "<module>" \
+                and not (frame is not None and _is_library_frame(frame)):
+            fp = _fingerprint(code)  # the learner's code: a copy of a forbidden one?
             name = prints.get(fp) or check_prints.get(fp, "")
-            if name and code not in codes and not _is_library_code(code):
+            if name and code not in codes:
                 name = f"a copy of {name}"
         verdicts[code] = name
         return name
@@ -809,7 +902,7 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
         entry = state["entry"]
         while frame is not None and frame is not entry:
             code = frame.f_code
-            if not _is_library_code(code):
+            if not _is_library_frame(frame, verify=not learner):
                 learner = True
             elif code.co_name == "<module>" and _importing(frame):
                 return False
@@ -825,7 +918,7 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
 
     def intact_for(frame) -> None:
         mode = state["mode"]
-        if mode is not None and not _is_library_code(frame.f_code) \
+        if mode is not None and not _is_library_frame(frame) \
                 and not _dispatch_intact(mode, state["depth"]):
             refuse("torch.utils._python_dispatch (PyTorch's operator tracing, switched off)")
 
@@ -836,11 +929,11 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
             code = frame.f_code
             name = verdicts.get(code)
             if name is None:
-                name = judge(code)
+                name = judge(code, frame)
             if name:
                 hit(name, frame.f_back)
-            elif frame.f_back is not None:
-                intact_for(frame.f_back)
+            elif code.co_filename == ops_file and frame.f_back is not None:
+                intact_for(frame.f_back)  # the answer calls an operator: is it traced?
         elif event == "c_call":
             found = c_funcs(id(arg))
             if found is not None and found[0] is arg:
@@ -849,7 +942,8 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
                 for owner, name in c_methods.get(getattr(arg, "__name__", None), ()):
                     if isinstance(getattr(arg, "__self__", None), owner):
                         hit(name, frame)
-            intact_for(frame)
+            if _calls_torch(arg):  # the answer calls PyTorch: are its operators traced?
+                intact_for(frame)
         previous = state["previous"]
         if previous is not None:
             previous(frame, event, arg)
@@ -992,13 +1086,14 @@ def call_learner(exercise: str, fn: Callable, name: str, args: tuple = (), *,
         if seed is not None:
             torch.manual_seed(seed)
         return call_guarded(fn, args, forbid=forbid), None
-    except NotImplementedError:
-        return None, finish(not_attempted(exercise, name), strict)
     except UsedForbidden as exc:
         return None, used_forbidden(exercise, name, exc.name, strict)
     except Exception as exc:
+        if _not_attempted(exc):
+            return None, finish(not_attempted(exercise, name), strict)
         call = f"{name}({', '.join(describe(a) for a in args)})"
-        return None, failed(exercise, [f"{call} raised {_short_error(exc)}"], strict)
+        return None, failed(exercise, [f"{call} raised {_short_error(exc)}{_where(exc)}"],
+                            strict)
 
 
 def call_factory(exercise: str, factory: Callable, name: str, args: tuple = (),
@@ -1157,22 +1252,85 @@ def _no_guard():
     yield
 
 
-def course_model_inside(model, classes: Sequence[type]) -> Optional[list]:
-    """``None``, or the feedback lines when ``model`` is, or holds anywhere in
-    ``model.modules()``, an instance of one of ``classes`` (the course's own model of the
-    piece an exercise asks the learner to build): a wrapper around it is refused too."""
-    import torch.nn as nn
+def held_objects(model, limit: int = 200_000):
+    """Everything ``model`` holds, not only its registered submodules and parameters:
+    ``(path, object)`` for each object reachable through attributes (also those set with
+    ``object.__setattr__``), lists, tuples, sets, dicts, bound methods, functions' closures
+    and defaults, and partials. Modules and classes themselves are not entered."""
+    seen, stack = set(), [("", model)]
+    while stack and len(seen) < limit:
+        path, obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, str, bytes, int,
+                                                float, bool, type(None))):
+            continue
+        seen.add(id(obj))
+        yield path, obj
+        if isinstance(obj, torch.Tensor):
+            continue
+        children: list = []
+        if isinstance(obj, dict):
+            children = [(f"{path}[{k!r}]", v) for k, v in obj.items()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children = [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
+        elif isinstance(obj, types.MethodType):
+            children = [(path, obj.__self__), (path, obj.__func__)]
+        elif isinstance(obj, types.FunctionType):
+            children = [(path, c.cell_contents) for c in (obj.__closure__ or ())
+                        if _cell_full(c)]
+            children += [(path, v) for v in (obj.__defaults__ or ())]
+            children += [(path, v) for v in (obj.__kwdefaults__ or {}).values()]
+        elif isinstance(obj, functools.partial):
+            children = [(path, obj.func), (path, obj.args), (path, obj.keywords)]
+        else:
+            try:
+                attrs = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                attrs = {}
+            for key, value in attrs.items():
+                if key in ("_modules", "_parameters", "_buffers") and isinstance(value, dict):
+                    children += [(f"{path}.{k}".lstrip("."), v) for k, v in value.items()]
+                else:
+                    children.append((f"{path}.{key}".lstrip("."), value))
+        stack.extend(reversed(children))
 
+
+def _cell_full(cell) -> bool:
+    try:
+        _ = cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def stored_numbers(model) -> int:
+    """Every number the model stores: its parameters (trainable or frozen), its buffers and
+    every other tensor it holds anywhere (see :func:`held_objects`), each storage once."""
+    counted, total = set(), 0
+    for _, obj in held_objects(model):
+        if isinstance(obj, torch.Tensor):
+            key = (obj.untyped_storage().data_ptr(), obj.storage_offset(), tuple(obj.shape)) \
+                if obj.device.type != "meta" else id(obj)
+            if key not in counted:
+                counted.add(key)
+                total += obj.numel()
+    return total
+
+
+def course_model_inside(model, classes: Sequence[type]) -> Optional[list]:
+    """``None``, or the feedback lines when ``model`` is, or holds anywhere (see
+    :func:`held_objects`: a registered submodule, a plain attribute, a list, a closure),
+    an instance of one of ``classes`` (the course's own model of the piece an exercise
+    asks the learner to build): a wrapper around it is refused too."""
     classes = tuple(classes)
-    if not classes or not isinstance(model, nn.Module):
+    if not classes:
         return None
-    for path, module in model.named_modules():
-        if isinstance(module, classes):
+    for path, held in held_objects(model):
+        if isinstance(held, classes):
             where = "the model itself" if not path else f"`{path}` inside the model"
-            return [f"{where} is the course's {type(module).__name__} "
-                    f"({type(module).__module__}); the exercise asks you to build this "
+            return [f"{where} is the course's {type(held).__name__} "
+                    f"({type(held).__module__}); the exercise asks you to build this "
                     "network yourself, so the course's model is refused, also when wrapped "
-                    "in another module.",
+                    "in another module or stored out of sight.",
                     "hint: write the layers yourself from nn.Linear, nn.Conv2d, activation "
                     "functions and nn.Sequential."]
     return None
@@ -1200,10 +1358,13 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
        trained model does wrong (e.g. it does not use the part the exercise is about).
     The implementations in ``forbid`` are refused throughout, whenever the learner's code
     (the factory, the model's own methods) leads to them (see :class:`Guard`), and a model
-    that is or holds one of ``refuse_classes`` anywhere in ``model.modules()`` (the course's
-    model of the piece the exercise asks for, wrapped or not) is refused. Tracing slows
-    training a little: ``watch_training=False`` traces only the factory (for a ``forbid``
-    list that only the factory could reach).
+    that is or holds one of ``refuse_classes`` anywhere (see :func:`held_objects`: the
+    course's model of the piece the exercise asks for, wrapped, hidden in a plain
+    attribute or built lazily) is refused, and so is running one of their ``forward``
+    methods from the learner's code. Whenever the exercise forbids anything, the model's
+    own code is traced throughout (probe, training, after-training probes): a forbidden
+    function called lazily inside ``forward`` is refused like one in the factory.
+    ``watch_training`` is kept for callers; the training is traced either way.
     """
     model, problem = call_factory(exercise, make_model, name, args, strict, seed, forbid)
     if problem is not None:
@@ -1215,9 +1376,9 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
         return finish(result, strict)
     # while the check trains and probes the model, the learner's code (its forward) is
     # traced only when the exercise forbids something: tracing slows training down
-    targets = _targets(forbid)
-    watch = (lambda: Guard(targets, checks=False, anywhere=False)) \
-        if forbid and watch_training else _no_guard
+    watched = list(forbid) + [(cls, "forward") for cls in refuse_classes]
+    targets = _targets(watched)
+    watch = (lambda: Guard(targets, checks=False, anywhere=False)) if watched else _no_guard
     try:
         with watch():
             problem = check_output_shape(exercise, model, probe, out_shape, probe_text,
