@@ -705,6 +705,8 @@ class _Targets:
         self.c_methods = MappingProxyType({k: tuple(v) for k, v in self.c_methods.items()})
         self.ops, self.switches = frozenset(self.ops), frozenset(self.switches)
         self.files = tuple(self.files)
+        self.switch_packages = tuple(f"{package}." for _, package in self.files
+                                     if package in self.switches)
         self.prefixes = tuple(prefix for prefix, _ in self.files)
 
     def add(self, target, name: Optional[str] = None, switch: bool = False) -> None:
@@ -863,6 +865,7 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
     codes, prints, prefixes, files = targets.codes, targets.prints, targets.prefixes, \
         targets.files
     c_funcs, c_methods, switches = targets.c_funcs.get, targets.c_methods, targets.switches
+    switch_packages = targets.switch_packages
     check_prints = _check_prints() if checks else {}
     import torch._ops
 
@@ -910,7 +913,7 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
         return learner
 
     def hit(name, frame):
-        if name in switches:
+        if name in switches or name.startswith(switch_packages):
             if _called_by_learner(frame):
                 refuse(name)
         elif counts(frame):
@@ -1038,8 +1041,9 @@ class _ForbiddenOps:
 
 
 def _is_switch(what: str) -> bool:
-    return ("switched off" in what or what.startswith(("torch.utils._python_dispatch", "gc.",
-                                                       "sys.", "torch._C.")))
+    return ("switched off" in what
+            or what.startswith(("torch.utils._python_dispatch", "gc.", "sys."))
+            or any(name in what for name in _SWITCH_C + _SWITCH_GUARDS))
 
 
 def used_forbidden(exercise: str, name: str, what: str, strict: Optional[bool] = None) -> CheckResult:
