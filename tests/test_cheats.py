@@ -801,6 +801,38 @@ class _Pass(nn.Module):
 def make_vae(latent):
     return _Pass(latent)
 """, "depends on more than z"),
+    ("diffusion-denoiser", "a denoiser that steers every sample to a stored digit moved "
+     "by a pixel", """
+import torch, torch.nn as nn
+from fromscratch.data import load_digits_split
+from fromscratch.models import diffusion as _D
+
+_split = load_digits_split()
+_moved = torch.zeros_like(_split.X_train)
+_moved[..., 1:, :] = _split.X_train[..., :-1, :]  # every training digit, one pixel down
+_bank = _D.to_model_space(_moved * 16)
+_labels = _split.y_train
+_ab = _D.Schedule(1000, "cosine").alpha_bar
+
+class _Copy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.label = nn.Embedding(11, 64)
+        nn.init.normal_(self.label.weight, std=1e-3)
+
+    def forward(self, x, t, y=None):
+        if y is None:
+            y = torch.full((len(x),), -1, dtype=torch.long)
+        y = torch.where(y < 0, torch.full_like(y, 10), y)
+        ab = _ab[t].reshape(-1, 1).to(x.dtype)
+        d = torch.cdist(x / ab.sqrt(), _bank)
+        same = (_labels[None, :] == y[:, None]) | (y[:, None] == 10)
+        x0 = _bank[d.masked_fill(~same, float("inf")).argmin(1)]
+        return (x - ab.sqrt() * x0) / (1 - ab).sqrt() + self.label(y)
+
+def make_denoiser():
+    return _Copy()
+""", "copies of real digits"),
     ("vae-model", "a VAE whose decoder snaps to stored digits moved by a pixel", """
 import torch, torch.nn as nn
 from fromscratch.data import load_digits_split

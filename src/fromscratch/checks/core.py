@@ -1365,10 +1365,11 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     that is or holds one of ``refuse_classes`` anywhere (see :func:`held_objects`: the
     course's model of the piece the exercise asks for, wrapped, hidden in a plain
     attribute or built lazily) is refused, and so is running one of their ``forward``
-    methods from the learner's code. Whenever the exercise forbids anything, the model's
-    own code is traced throughout (probe, training, after-training probes): a forbidden
-    function called lazily inside ``forward`` is refused like one in the factory.
-    ``watch_training`` is kept for callers; the training is traced either way.
+    methods from the learner's code (probes) or holding one after training. Whenever the
+    exercise forbids anything, the model's own code is traced throughout (probe,
+    training, after-training probes): a forbidden function called lazily inside
+    ``forward`` is refused like one in the factory. ``watch_training`` is kept for
+    callers; the training is traced either way.
     """
     model, problem = call_factory(exercise, make_model, name, args, strict, seed, forbid)
     if problem is not None:
@@ -1383,6 +1384,9 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     watched = list(forbid) + [(cls, "forward") for cls in refuse_classes]
     targets = _targets(watched)
     watch = (lambda: Guard(targets, checks=False, anywhere=False)) if watched else _no_guard
+    # the training is traced when the exercise forbids something the model could call;
+    # the course's model is looked for again after training (built lazily and kept)
+    train_watch = watch if forbid else _no_guard
     try:
         with watch():
             problem = check_output_shape(exercise, model, probe, out_shape, probe_text,
@@ -1393,6 +1397,7 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                 lines = requirement(model)
                 if lines:
                     return failed(exercise, lines, strict)
+        with train_watch():
             torch.manual_seed(seed)
             score = float(train(model))
     except UsedForbidden as exc:
@@ -1402,6 +1407,11 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     except Exception as exc:
         return failed(exercise, [f"training the model raised {_short_error(exc)}",
                                  f"hint: {shape_hint}"], strict)
+    lines = course_model_inside(model, refuse_classes)
+    if lines:
+        result = failed(exercise, lines, strict=False)
+        result.refused = lines[0]
+        return finish(result, strict)
     good = score >= bar if higher_is_better else score <= bar
     if not good:
         lines = [f"after training with the check's recipe: {score_text(score)}; "
