@@ -922,3 +922,24 @@ def test_a_library_not_implemented_error_is_an_error_with_the_learners_line(ex_i
     assert "in your code, line" in result.text, result.text
     stub = exercises.run(ex, ex.stub, namespace=setups(ex))
     assert stub.status == "not attempted", stub.text
+
+
+def test_an_honest_answer_that_prints_logs_and_reads_frames_through_a_library_passes(setups,
+                                                                                       capsys):
+    """What the guard refuses is what the answer itself calls: printing a tensor (PyTorch
+    switches its operator tracing off to format it), logging and named tuples (the
+    standard library reads the caller's frame) stay allowed."""
+    ex = exercises.get("llm-top-p")
+    code = ex.reference + '''
+import collections, logging
+_mine = top_p
+
+def top_p(logits, p):
+    logging.getLogger("answer").warning("p = %s", p)
+    print(logits)
+    Pair = collections.namedtuple("Pair", "logits p")
+    pair = Pair(logits, p)
+    return _mine(pair.logits, pair.p)
+'''
+    result = exercises.run(ex, code, namespace=setups(ex))
+    assert result.status == "passed", result.text

@@ -590,11 +590,19 @@ def _is_stdlib_frame(frame, verify: bool = False) -> bool:
         and _is_library_frame(frame, verify)
 
 
-def _called_by_learner(frame) -> bool:
+#: Switches that the standard library itself calls for its own ends (logging and
+#: namedtuple read the caller's frame): refused only when the answer calls them itself,
+#: directly or through ``inspect``.
+_FRAME_SWITCHES = ("sys._getframe", "sys._current_frames")
+
+
+def _called_by_learner(frame, through_inspect_only: bool = False) -> bool:
     """Whether the nearest caller outside the standard library's plumbing (contextlib,
-    functools, inspect, threading, ...) is the learner's code (verified: a frame that only
-    claims to be library code is the learner's)."""
-    while frame is not None and _is_stdlib_frame(frame, verify=True):
+    functools, inspect, threading, ...; with ``through_inspect_only``, only ``inspect``)
+    is the learner's code (verified: a frame that only claims to be library code is the
+    learner's)."""
+    while frame is not None and _is_stdlib_frame(frame, verify=True) and (
+            not through_inspect_only or frame.f_globals.get("__name__") == "inspect"):
         frame = frame.f_back
     return frame is not None and not _is_library_frame(frame, verify=True)
 
@@ -914,7 +922,7 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
 
     def hit(name, frame):
         if name in switches or name.startswith(switch_packages):
-            if _called_by_learner(frame):
+            if _called_by_learner(frame, name in _FRAME_SWITCHES):
                 refuse(name)
         elif counts(frame):
             refuse(name)
