@@ -17,6 +17,7 @@ from .core import (
     failed,
     finish,
 )
+from .core import stored_numbers as core_stored_numbers
 
 PARAM_BUDGET = 5_000
 ACCURACY_BAR = 0.95
@@ -150,9 +151,10 @@ def _has_pooling(model: nn.Module):
 
 
 def stored_numbers(model: nn.Module) -> int:
-    """Every number the model holds: its parameters, trainable or frozen, and its buffers."""
-    return (sum(p.numel() for p in model.parameters())
-            + sum(b.numel() for b in model.buffers()))
+    """Every number the model holds: its parameters, trainable or frozen, its buffers, and
+    every tensor it keeps anywhere else (a module stored out of ``model.modules()``, a list
+    of tensors): see :func:`fromscratch.checks.core.stored_numbers`."""
+    return core_stored_numbers(model)
 
 
 def check_small_cnn(
@@ -168,8 +170,9 @@ def check_small_cnn(
         if n > PARAM_BUDGET:
             frozen = n - count_parameters(model)
             return [f"the model has {n:,} parameters; the budget is {PARAM_BUDGET:,}"
-                    + (f" (counting {frozen:,} frozen parameters and buffer values: every "
-                       "number the model stores counts)." if frozen else "."),
+                    + (f" (counting {frozen:,} frozen parameters, buffer values and other "
+                       "tensors the model holds: every number the model stores counts)."
+                       if frozen else "."),
                     "hint: convolutions are cheap (weights are shared); the dense layers after "
                     "flattening are where parameters go. Pool more, or use fewer channels or a "
                     "smaller hidden layer."]
