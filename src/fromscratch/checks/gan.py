@@ -328,16 +328,16 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
                     "moves, and let the discriminator teach it the ring."]
         if out.min() >= 0 and out.max() <= 1:
             return ["likely mistake: the outputs stay in [0, 1] (a sigmoid at the end?), "
-                    "but the centres lie on a circle of radius 2, from -2 to 2; end with a "
-                    "plain nn.Linear."]
+                    f"but the centres lie on a circle of radius {radius}, from -{radius} "
+                    f"to {radius}; end with a plain nn.Linear."]
         if out.abs().max() <= 1:
             return ["likely mistake: the outputs stay in [-1, 1] (a tanh at the end?), "
-                    "but the centres lie on a circle of radius 2; end with a plain "
+                    f"but the centres lie on a circle of radius {radius}; end with a plain "
                     "nn.Linear."]
         linear = (nn.Linear, nn.Sequential, nn.Identity, nn.Dropout)
         if all(isinstance(m, linear) for m in model.modules()):
             return ["hint: a generator needs nonlinear hidden layers (e.g. two of 32 "
-                    "units with ReLU) to bend a Gaussian onto 8 separate modes; a stack "
+                    f"units with ReLU) to bend a Gaussian onto {modes} separate modes; a stack "
                     "of linear layers is one linear map and can only draw another "
                     "Gaussian."]
         return ["hint: two hidden layers of 32 or more units with ReLU and a plain "
