@@ -26,7 +26,6 @@ import selectors
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,6 +43,7 @@ STATUSES = ("no-notebook", "ambiguous-submission", "invalid-notebook", "wrong-as
             "grader-error", "kernel-died", "timeout", "output-limit", "missing-cells",
             "tampered", "read-reference", "cell-errors", "not-attempted")
 JOURNAL = ".journal.jsonl"
+WALL_FACTOR = 2  # wall-clock backstop of a limit counted in CPU time, as a multiple of it
 SLOW = "slow.txt"  # submissions that took much longer than the class's typical one
 _ISOLATION_CACHE: dict = {}
 # Ctrl-C: the sandboxes running now, and whether new ones may start (one grading run at a time)
@@ -365,6 +365,10 @@ def _grade_submission(sub, manifest, exercises, isolation, options, state) -> St
     result.notes += prepared.notes
     run = _run_checker(isolation, limits, job, data, sub.path.name, options, state=state)
     _score(result, manifest, run, options)
+    if run.out_of_memory:
+        result.notes.append(f"the submission reached its memory limit ({options.memory_mb} MB "
+                            "for all its processes and files together); the process using "
+                            "the most was ended")
     return result
 
 
@@ -377,6 +381,7 @@ class _Run:
     timed_out: bool
     returncode: int | None
     seconds: float
+    out_of_memory: bool = False  # the sandbox's cgroup reached its memory cap
 
 
 def setup_state(isolation, manifest, exercises, options: Options) -> bytes | None:
@@ -415,8 +420,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
     job_fd = box._memfd(json.dumps(job).encode("utf-8"), "job")
     read_end, write_end = os.pipe()
     box._keep(write_end)
-    inner = [sys.executable, "-I", "-m", "fromscratch.grading.checker", str(job_fd),
-             str(write_end)]
+    inner = sandbox.python_command("fromscratch.grading.checker", str(job_fd), str(write_end))
     if state is not None:
         inner.append(str(box._memfd(state, "state")))
     elif state_fd is not None and state_writable:
@@ -432,7 +436,11 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
             (Path(workdir) / notebook_name).write_bytes(notebook)
         kwargs.update(env=env, cwd=workdir)
     started = time.monotonic()
-    deadline = started + options.total_timeout
+    # The total time counts the sandbox's own CPU time where its cgroup measures it (a busy
+    # neighbour does not use it up), with a wall-clock backstop of twice as long for code
+    # that waits without computing; elsewhere it is wall-clock time.
+    cpu_budget = options.total_timeout if box.cgroup is not None else None
+    deadline = started + options.total_timeout * (WALL_FACTOR if cpu_budget else 1)
     limit = options.max_output_kb * 1024
     events, buffer, tail = [], b"", b""
     output_bytes, timed_out = 0, False
@@ -445,6 +453,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
             _RUNNING.add(proc)
     except OSError as exc:
         box.close()
+        box.release()
         os.close(read_end)
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -459,7 +468,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
     try:
         while open_streams:
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or (cpu_budget and (box.cgroup.cpu_seconds() or 0) > cpu_budget):
                 timed_out = True
                 break
             if proc.poll() is not None:
@@ -501,10 +510,12 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
         selector.close()
         proc.stdout.close()
         os.close(read_end)
+        out_of_memory = box.cgroup is not None and box.cgroup.out_of_memory()
+        box.release()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     return _Run(events, output_bytes, tail, output_bytes > limit, timed_out, proc.returncode,
-                time.monotonic() - started)
+                time.monotonic() - started, out_of_memory)
 
 
 def _score(result: StudentResult, manifest, run: _Run, options: Options) -> None:
