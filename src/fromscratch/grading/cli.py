@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .assign import make_assignment
-from .grade import Options, grade
+from .grade import Options, grade, slow_submissions
 from .manifest import ManifestError
 from .sandbox import SandboxUnavailable
 
@@ -119,12 +119,20 @@ def grade_main(argv: list | None = None) -> int:
     except (ManifestError, FileNotFoundError, ValueError, SandboxUnavailable) as exc:
         print(f"fromscratch-grade: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the sandboxes are ended and every finished row is kept
+        print(f"fromscratch-grade: interrupted; the finished rows are in {args.out}: run the "
+              "same command again to grade the rest", file=sys.stderr)
+        return 130
     counts: dict = {}
     for r in book.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"{len(book.results)} graded: {summary}"
           + (f" ({book.resumed} resumed from an earlier run)" if book.resumed else ""))
+    slow = slow_submissions(book.results)
+    if slow:
+        print(f"{len(slow)} slow: " + "; ".join(f"{n} ({w})" for n, w in slow)
+              + " (worth a look: listed in slow.txt, not in the gradebook)")
     if book.skipped:
         print(f"{len(book.skipped)} entr{'y' if len(book.skipped) == 1 else 'ies'} skipped: "
               + "; ".join(f"{n} ({r})" for n, r in book.skipped))
