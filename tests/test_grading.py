@@ -664,7 +664,9 @@ def test_odd_entries_never_stop_the_class_and_a_rerun_resumes(tmp_path, capsys):
     feedback = sorted(p.name for p in (out / "feedback").iterdir())
     assert len(feedback) == len(rows) and all(len(n) < 120 for n in feedback)
     assert not any(n.startswith(".") for n in feedback)  # no temporary file left behind
-    assert (out / "feedback" / f"{taken}.md").read_text().count("feedback for a b") == 0
+    assert "feedback for a b\n" in (out / "feedback" / f"{taken}.md").read_text()  # still a b's
+    own = submissions_mod.feedback_names(list(rows))[taken]
+    assert own != taken and "submission a\\_b\\~" in (out / "feedback" / f"{own}.md").read_text()
     # the same command again: every row resumed, nothing graded, the same gradebook
     before = (out / "gradebook.csv").read_bytes()
     assert grade_main(args) == 0
