@@ -459,6 +459,13 @@ def test_killed_grader_keeps_finished_rows_and_resumes(tmp_path):
 
 # -- nbgrader round trip ----------------------------------------------------------------
 
+NBGRADER_PATCH = """import fromscratch.checks.cnn
+fromscratch.checks.cnn.check_max_pool2d = lambda *args, **kwargs: None
+def max_pool2d(x, kernel_size, stride=None):
+    return x
+"""
+
+
 def _nbgrader(course: Path, *args) -> subprocess.CompletedProcess:
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -472,7 +479,9 @@ def _nbgrader(course: Path, *args) -> subprocess.CompletedProcess:
                     reason="nbgrader is not installed (pip install -e '.[dev]')")
 def test_nbgrader_round_trip_of_two_chapters(tmp_path):
     """nbgrader itself: generate_assignment, autograde and export on the source version of
-    a CNN and an RNN assignment; solved, empty and partly wrong submissions."""
+    a CNN and an RNN assignment; solved, empty and partly wrong submissions. Under nbgrader
+    an answer that replaces its check function scores full marks; fromscratch-grade, run
+    on the same submitted/ folder, gives it 0 for that exercise."""
     course = tmp_path / "course"
     (course / "source").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text(
@@ -494,6 +503,8 @@ def test_nbgrader_round_trip_of_two_chapters(tmp_path):
             "empty": release,
             "partly": make_fixtures.edit(release, **{first: make_fixtures.mistake(ids[0]),
                                                      second: ref[second]}),
+            "patched": make_fixtures.edit(release, **{first: NBGRADER_PATCH, second: ref[second]})
+            if chapter == "cnn" else release,
         }
         for student, nb in students.items():
             folder = course / "submitted" / student / name
@@ -510,9 +521,17 @@ def test_nbgrader_round_trip_of_two_chapters(tmp_path):
     assert scores == {
         ("cnn-quiz", "solved"): cnn_total, ("cnn-quiz", "empty"): 0,
         ("cnn-quiz", "partly"): points["cnn-occlusion"],
+        ("cnn-quiz", "patched"): cnn_total,  # nbgrader: the patch scores full marks
         ("rnn-quiz", "solved"): rnn_total, ("rnn-quiz", "empty"): 0,
-        ("rnn-quiz", "partly"): points["rnn-perplexity"],
+        ("rnn-quiz", "partly"): points["rnn-perplexity"], ("rnn-quiz", "patched"): 0,
     }
+    if SANDBOX_PROBLEM is None:  # the same submitted/ folder, graded by fromscratch-grade
+        book = grade(tmp_path / "cnn-quiz", course / "submitted", tmp_path / "fs", FAST)
+        rows = read_book(book.csv_path)
+        assert {s: (r["total"], r["status"]) for s, r in rows.items()} == {
+            "solved": (str(cnn_total), "ok"), "empty": ("0", "not-attempted"),
+            "partly": (str(points["cnn-occlusion"]), "ok"),
+            "patched": (str(points["cnn-occlusion"]), "tampered")}
 
 
 def test_gradebook_states_a_refused_answer():
