@@ -116,14 +116,22 @@ class Cgroup:
                 group._write("cpu.cfs_period_us", period)
                 group._write("cpu.cfs_quota_us", int(period * limits.cpus))
             elif (CGROUP_FS / "cgroup.controllers").exists() and "" in own:
-                parent = CGROUP_FS / own[""].lstrip("/")
-                wanted = {"memory", "pids", "cpu"}
-                enabled = set((parent / "cgroup.subtree_control").read_text().split())
-                if not wanted <= enabled:
-                    (parent / "cgroup.subtree_control").write_text(
-                        " ".join(f"+{c}" for c in sorted(wanted - enabled)))
-                d = parent / name
-                d.mkdir()
+                d = None
+                # our own group (delegated to us; it must hold no process), else the top
+                for parent in dict.fromkeys([CGROUP_FS / own[""].lstrip("/"), CGROUP_FS]):
+                    try:
+                        wanted = {"memory", "pids", "cpu"}
+                        enabled = set((parent / "cgroup.subtree_control").read_text().split())
+                        if not wanted <= enabled:
+                            (parent / "cgroup.subtree_control").write_text(
+                                " ".join(f"+{c}" for c in sorted(wanted - enabled)))
+                        (parent / name).mkdir()
+                        d = parent / name
+                        break
+                    except OSError:
+                        continue
+                if d is None:
+                    return None
                 made.append(d)
                 group = cls(2, made)
                 group._write("memory.max", limits.memory_mb << 20)
