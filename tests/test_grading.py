@@ -769,16 +769,10 @@ def test_an_honest_twin_beside_a_cpu_hog_scores_what_it_scores_alone(tmp_path):
     assert not _processes_with("fromscratch.grading.checker")
 
 
-MEMORY_HOG = """import os, time
-pids = []
-for _ in range(5):  # five processes of 1 GB each
-    pid = os.fork()
-    if pid == 0:
-        block = bytearray(1 << 30)
-        time.sleep(4)
-        os._exit(0)
-    pids.append(pid)
-alive = sum(os.waitpid(p, 0)[1] == 0 for p in pids)
+MEMORY_HOG = """import subprocess, sys
+hold = "block = b'x' * (1 << 30); import time; time.sleep(4)"  # 1 GB, every page written
+procs = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(5)]
+alive = sum(p.wait() == 0 for p in procs)
 import glob
 left = glob.glob('/dev/shm/*')
 try:
