@@ -633,7 +633,7 @@ def test_slow_submissions_are_named_not_graded_differently():
 
 
 @needs_sandbox
-def test_odd_entries_never_stop_the_class_and_a_rerun_resumes(tmp_path, capsys):
+def test_odd_entries_never_stop_the_class_and_a_rerun_resumes(tmp_path, capsys, request):
     """Each of these once ended the run for everyone; now each gets a row or a skip line
     with its name shown safely, the run exits 0, and a rerun into the same folder works."""
     made = make_fixtures.assignment(tmp_path / "a")
@@ -651,7 +651,8 @@ def test_odd_entries_never_stop_the_class_and_a_rerun_resumes(tmp_path, capsys):
     nbformat.write(honest, subs / f"{taken}.ipynb")  # tries to take a b's feedback file
     (subs / os.fsdecode(b"notes\xe4.txt")).write_text("not a notebook")
     (subs / "deep").mkdir()
-    _mkdirs_deep(subs / "deep", 1000)
+    request.addfinalizer(lambda: subprocess.run(["rm", "-rf", str(subs / "deep")], check=True))
+    _mkdirs_deep(subs / "deep", 1000)  # removed without recursion: pytest's cleanup cannot
     (subs / "nested").mkdir()  # nbgrader's submitted/<student>/<assignment>/ layout
     (subs / "nested" / "cnn-quiz").mkdir()
     nbformat.write(honest, subs / "nested" / "cnn-quiz" / "cnn-quiz.ipynb")

@@ -418,10 +418,10 @@ def _empty_work_copy() -> None:
     for folder in (os.environ.get("HOME", ""), *_WORK_FOLDERS):
         if os.getpid() != 1 or not folder or not os.path.isdir(folder):
             continue
-        _empty_folder(folder)
+        empty_folder(folder)
 
 
-def _empty_folder(folder: str, budget: int = 1_000_000) -> None:
+def empty_folder(folder: str, budget: int = 1_000_000) -> None:
     """Delete everything in ``folder`` without recursion and without long paths (each
     folder is opened relative to its parent), so a tree nested thousands of levels deep
     is emptied like any other; never follows links; stops after ``budget`` steps."""

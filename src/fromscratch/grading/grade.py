@@ -23,7 +23,6 @@ import json
 import os
 import re
 import selectors
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -456,7 +455,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
         box.release()
         os.close(read_end)
         if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            _remove_tree(workdir)
         return _Run([{"event": "start-failed", "error": str(exc)}], 0, b"", False, False,
                     None, 0.0)
     box.close()  # the sandbox holds its own copies now
@@ -513,9 +512,18 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
         out_of_memory = box.cgroup is not None and box.cgroup.out_of_memory()
         box.release()
         if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            _remove_tree(workdir)
     return _Run(events, output_bytes, tail, output_bytes > limit, timed_out, proc.returncode,
                 time.monotonic() - started, out_of_memory)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a work folder, however deeply nested (without recursion)."""
+    from .checker import empty_folder
+
+    empty_folder(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _score(result: StudentResult, manifest, run: _Run, options: Options) -> None:
