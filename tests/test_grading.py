@@ -27,6 +27,7 @@ import pytest
 
 from fromscratch import exercises as E
 from fromscratch.grading import Options, grade, load_manifest, make_assignment, sandbox
+from fromscratch.grading import submissions as submissions_mod
 from fromscratch.grading.cli import assign_main, grade_main
 from fromscratch.grading.grade import csv_safe, isolation_for
 from fromscratch.grading.manifest import ManifestError
@@ -291,6 +292,7 @@ def test_benchmark_30_submissions_of_the_cnn_chapter(tmp_path):
 # -- hostile submissions ----------------------------------------------------------------
 
 SECRET = "fromscratch-test-secret-4f1c9d"
+JOURNAL_NAME = ".journal.jsonl"
 
 
 def _processes_with(text: str) -> list:
@@ -404,7 +406,7 @@ def test_hostile_folder_entries_each_get_a_row_or_a_reason(hostile_graded):
     assert rows["empty_folder"]["status"] == "no-notebook"
     feedback = sorted(p.name for p in (out / "feedback").glob("*.md"))
     assert len(feedback) == len(book.results) == len(set(feedback))
-    assert "a_b.md" in feedback and any(f.startswith("a_b-") for f in feedback)
+    assert "a_b.md" in feedback and any(f.startswith("a_b~") for f in feedback)
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("fromscratch-grade-*"))
 
 
@@ -457,6 +459,13 @@ def test_killed_grader_keeps_finished_rows_and_resumes(tmp_path):
 
 # -- nbgrader round trip ----------------------------------------------------------------
 
+NBGRADER_PATCH = """import fromscratch.checks.cnn
+fromscratch.checks.cnn.check_max_pool2d = lambda *args, **kwargs: None
+def max_pool2d(x, kernel_size, stride=None):
+    return x
+"""
+
+
 def _nbgrader(course: Path, *args) -> subprocess.CompletedProcess:
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -470,7 +479,9 @@ def _nbgrader(course: Path, *args) -> subprocess.CompletedProcess:
                     reason="nbgrader is not installed (pip install -e '.[dev]')")
 def test_nbgrader_round_trip_of_two_chapters(tmp_path):
     """nbgrader itself: generate_assignment, autograde and export on the source version of
-    a CNN and an RNN assignment; solved, empty and partly wrong submissions."""
+    a CNN and an RNN assignment; solved, empty and partly wrong submissions. Under nbgrader
+    an answer that replaces its check function scores full marks; fromscratch-grade, run
+    on the same submitted/ folder, gives it 0 for that exercise."""
     course = tmp_path / "course"
     (course / "source").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text(
@@ -492,6 +503,8 @@ def test_nbgrader_round_trip_of_two_chapters(tmp_path):
             "empty": release,
             "partly": make_fixtures.edit(release, **{first: make_fixtures.mistake(ids[0]),
                                                      second: ref[second]}),
+            "patched": make_fixtures.edit(release, **{first: NBGRADER_PATCH, second: ref[second]})
+            if chapter == "cnn" else release,
         }
         for student, nb in students.items():
             folder = course / "submitted" / student / name
@@ -508,9 +521,17 @@ def test_nbgrader_round_trip_of_two_chapters(tmp_path):
     assert scores == {
         ("cnn-quiz", "solved"): cnn_total, ("cnn-quiz", "empty"): 0,
         ("cnn-quiz", "partly"): points["cnn-occlusion"],
+        ("cnn-quiz", "patched"): cnn_total,  # nbgrader: the patch scores full marks
         ("rnn-quiz", "solved"): rnn_total, ("rnn-quiz", "empty"): 0,
-        ("rnn-quiz", "partly"): points["rnn-perplexity"],
+        ("rnn-quiz", "partly"): points["rnn-perplexity"], ("rnn-quiz", "patched"): 0,
     }
+    if SANDBOX_PROBLEM is None:  # the same submitted/ folder, graded by fromscratch-grade
+        book = grade(tmp_path / "cnn-quiz", course / "submitted", tmp_path / "fs", FAST)
+        rows = read_book(book.csv_path)
+        assert {s: (r["cnn-max-pool"], r["total"]) for s, r in rows.items()} == {
+            "solved": (str(points["cnn-max-pool"]), str(cnn_total)), "empty": ("0", "0"),
+            "partly": ("0", str(points["cnn-occlusion"])),
+            "patched": ("0", str(points["cnn-occlusion"]))}  # the patch earns nothing here
 
 
 def test_gradebook_states_a_refused_answer():
@@ -527,3 +548,274 @@ def test_gradebook_states_a_refused_answer():
     _score_exercise(result, exercise, {"outcome": "ok", "result": check.to_dict()}, Options())
     assert exercise.points == 0 and exercise.status == "failed"
     assert any("refused" in n and "_ref_max_pool" in n for n in result.notes), result.notes
+
+
+# -- one entry never stops the class; one student never costs another -------------------
+
+DEEP_WORK_FOLDER = """
+import os
+fd = os.open('.', os.O_RDONLY)
+for _ in range(3000):  # deeper than any recursion or path length allows
+    os.mkdir('d', dir_fd=fd)
+    inner = os.open('d', os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = inner
+"""
+
+
+def _mkdirs_deep(folder: Path, levels: int) -> None:
+    """A folder ``levels`` deep (more than a path may hold), made relative to its parent."""
+    fd = os.open(folder, os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+
+
+def test_feedback_names_are_distinct_by_construction():
+    """A student who picks the name another's feedback file would get cannot take it."""
+    names = submissions_mod.feedback_names(["a b", "a_b"])
+    chosen = names["a b"]  # the name "a b"'s feedback file gets: safe text, "~", a hash
+    assert "~" in chosen and chosen.startswith("a_b~")
+    both = submissions_mod.feedback_names(["a b", "a_b", chosen, chosen.upper(), "x" * 300])
+    assert len(set(both.values())) == 5 and len({n.lower() for n in both.values()}) == 5
+    assert both[chosen] != names["a b"] and both["a b"] == names["a b"]
+    assert all(len(n) <= 100 for n in both.values())
+
+
+def test_names_are_shown_safely():
+    assert submissions_mod.shown(os.fsdecode(b"m\xfcller.ipynb")) == "m\\xfcller.ipynb"
+    assert submissions_mod.shown("m\u00fcller") == "m\u00fcller"  # real UTF-8 stays
+    assert submissions_mod.shown("x\x1b[2J\ny") == "x\\x1b[2J\\ny"
+    assert submissions_mod.shown(os.fsdecode(b"\xfc")) != submissions_mod.shown(
+        os.fsdecode(b"\xe4"))  # different bytes, different names
+
+
+def test_feedback_escapes_what_a_submission_wrote():
+    from fromscratch.grading.grade import ExerciseResult, StudentResult, feedback
+
+    result = StudentResult("<b>a</b>", "<img src=x onerror=alert(1)>.ipynb")
+    result.exercises = [ExerciseResult("cnn-max-pool", "Max pooling", 0, 3, "failed",
+                                       "received: ```\n<script>alert(1)</script>\n```")]
+    result.cell_errors = ["answer to cnn-max-pool: ValueError: [x](javascript:alert(1)) <i>"]
+    result.problems = [("tampered", "cnn-max-pool: tried to write /home/<b>x</b>")]
+
+    class M:
+        title, name, total_points = "Quiz", "cnn-quiz", 3
+
+    text = feedback(M, result)
+    outside = []  # the lines outside fenced blocks
+    fence = None
+    for line in text.splitlines():
+        if fence is None and line.startswith("```"):
+            fence = line.removesuffix("text")
+        elif fence is not None and line == fence:
+            fence = None
+        elif fence is None:
+            outside.append(line)
+    assert fence is None  # every block is closed by its own fence
+    assert not any("<" in line for line in outside), outside
+    assert "&lt;b&gt;a&lt;/b&gt;" in text and "&lt;img src=x" in text
+    assert "<script>alert(1)</script>" in text  # verbatim, inside a longer fence
+    assert "````text" in text
+
+
+def test_slow_submissions_are_named_not_graded_differently():
+    from fromscratch.grading.grade import StudentResult, slow_submissions
+
+    results = [StudentResult(f"s{i}", "", seconds=3.0) for i in range(9)]
+    results.append(StudentResult("dawdler", "", seconds=590.0))
+    slow = slow_submissions(results)
+    assert [name for name, _ in slow] == ["dawdler"] and "590 s" in slow[0][1]
+    assert slow_submissions(results[:9]) == []
+
+
+@needs_sandbox
+def test_odd_entries_never_stop_the_class_and_a_rerun_resumes(tmp_path, capsys, request):
+    """Each of these once ended the run for everyone; now each gets a row or a skip line
+    with its name shown safely, the run exits 0, and a rerun into the same folder works."""
+    made = make_fixtures.assignment(tmp_path / "a")
+    nb = nbformat.read(made.student_notebook, 4)
+    ref = {i.replace("-", "_"): E.get(i).reference for i in make_fixtures.CNN}
+    honest = make_fixtures.edit(nb, **ref)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    latin1 = os.fsdecode(b"m\xfcller.ipynb")  # from an unzipped archive: not UTF-8
+    long_name = "x" * 248 + ".ipynb"  # its feedback file's temporary name was too long
+    escape = "esc\x1b[2J\x1b]0;pwned\x07.ipynb"  # terminal escape codes
+    for name in (latin1, long_name, escape, "a b.ipynb"):
+        nbformat.write(honest, subs / name)
+    taken = submissions_mod.feedback_names(["a b"])["a b"]
+    nbformat.write(honest, subs / f"{taken}.ipynb")  # tries to take a b's feedback file
+    (subs / os.fsdecode(b"notes\xe4.txt")).write_text("not a notebook")
+    (subs / "deep").mkdir()
+    request.addfinalizer(lambda: subprocess.run(["rm", "-rf", str(subs / "deep")], check=True))
+    _mkdirs_deep(subs / "deep", 1000)  # removed without recursion: pytest's cleanup cannot
+    (subs / "nested").mkdir()  # nbgrader's submitted/<student>/<assignment>/ layout
+    (subs / "nested" / "cnn-quiz").mkdir()
+    nbformat.write(honest, subs / "nested" / "cnn-quiz" / "cnn-quiz.ipynb")
+    (subs / "deep_json.ipynb").write_text("[" * 100000 + "]" * 100000)
+    stringy = make_fixtures.edit(nb, **ref)
+    stringy.cells[0].metadata["nbgrader"] = "not a dictionary"
+    stringy.metadata["fromscratch"] = "nor this"
+    nbformat.write(stringy, subs / "string_metadata.ipynb")
+    nbformat.write(make_fixtures.edit(nb, cnn_max_pool=ref["cnn_max_pool"] + DEEP_WORK_FOLDER,
+                                      cnn_occlusion=ref["cnn_occlusion"]),
+                   subs / "deep_work_folder.ipynb")
+    out = tmp_path / "out"
+    args = [str(tmp_path / "a"), str(subs), "-o", str(out), "--workers", "2",
+            "--cell-timeout", "30", "--check-timeout", "60"]
+    assert grade_main(args) == 0
+    printed = capsys.readouterr()
+    assert "\x1b" not in printed.out + printed.err  # the escape codes never reach a terminal
+    rows = read_book(out / "gradebook.csv")
+    for student in ("m\\xfcller", "x" * 248, "esc\\x1b[2J\\x1b]0;pwned\\x07", "a b", taken,
+                    "nested", "string_metadata"):
+        assert rows[student]["total"] == "5" and rows[student]["status"] == "ok", student
+    assert rows["deep"]["status"] == "no-notebook" and "levels deep" in rows["deep"]["notes"]
+    assert rows["deep_json"]["status"] == "invalid-notebook"
+    assert "nested too deeply" in rows["deep_json"]["notes"]
+    assert rows["deep_work_folder"]["total"] == "5", rows["deep_work_folder"]
+    assert "grader-error" not in {r["status"] for r in rows.values()}
+    assert (out / "skipped.txt").read_text(encoding="utf-8") == (
+        "notes\\xe4.txt\tnot a notebook (.ipynb)\n")
+    feedback = sorted(p.name for p in (out / "feedback").iterdir())
+    assert len(feedback) == len(rows) and all(len(n) < 120 for n in feedback)
+    assert not any(n.startswith(".") for n in feedback)  # no temporary file left behind
+    assert "feedback for a b\n" in (out / "feedback" / f"{taken}.md").read_text()  # still a b's
+    own = submissions_mod.feedback_names(list(rows))[taken]
+    assert own != taken and "submission a\\_b\\~" in (out / "feedback" / f"{own}.md").read_text()
+    # the same command again: every row resumed, nothing graded, the same gradebook
+    before = (out / "gradebook.csv").read_bytes()
+    assert grade_main(args) == 0
+    assert f"{len(rows)} graded" in capsys.readouterr().out
+    assert (out / "gradebook.csv").read_bytes() == before
+    assert grade(tmp_path / "a", subs, out, Options(workers=2, cell_timeout=30,
+                                                    check_timeout=60)).resumed == len(rows)
+
+
+@needs_sandbox
+def test_ctrl_c_stops_within_seconds_and_keeps_finished_rows(tmp_path):
+    """A real SIGINT: the grader ends its sandboxes at once instead of grading the whole
+    queue, keeps every finished row, and the same command resumes."""
+    make_fixtures.assignment(tmp_path / "a")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("ada", "ben"):
+        shutil.copy(FIXTURES / name / "cnn-quiz.ipynb", subs / f"{name}.ipynb")
+    for name in ("loop1", "loop2", "loop3"):  # each would cost its 30 s cell limit
+        shutil.copy(FIXTURES / "infinite_loop.ipynb", subs / f"{name}.ipynb")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fromscratch.grading.cli", str(tmp_path / "a"), str(subs),
+           "-o", str(out), "--workers", "1", "--cell-timeout", "30", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "gradebook.csv").exists() and \
+                (out / "gradebook.csv").read_text().count("\n") >= 3:
+            break
+        time.sleep(0.2)
+    time.sleep(3)  # loop1 is running now
+    assert _processes_with("fromscratch.grading.checker")
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    stopped = time.monotonic() - sent
+    assert stopped < 10, f"took {stopped:.1f} s to stop"
+    assert proc.returncode == 130 and b"interrupted" in err, err[-2000:]
+    time.sleep(1)
+    assert not _processes_with("fromscratch.grading.checker")  # its sandboxes ended too
+    rows = read_book(out / "gradebook.csv")
+    assert set(rows) == {"ada", "ben"}  # finished rows kept; the interrupted one is not a row
+    assert (out / JOURNAL_NAME).read_text().count("\n") == 2
+    for name in ("loop1", "loop2", "loop3"):
+        (subs / f"{name}.ipynb").unlink()
+    book = grade(tmp_path / "a", subs, out, Options(workers=1, cell_timeout=30))
+    assert book.resumed == 2
+
+
+HOG = """import os, time
+for _ in range(60):  # busy processes, each in its own session (its own scheduling group)
+    if os.fork() == 0:
+        os.setsid()
+        while True:
+            pass
+"""
+
+
+@needs_sandbox
+def test_an_honest_twin_beside_a_cpu_hog_scores_what_it_scores_alone(tmp_path):
+    made = make_fixtures.assignment(tmp_path / "a")
+    nb = nbformat.read(made.student_notebook, 4)
+    ref = {i.replace("-", "_"): E.get(i).reference for i in make_fixtures.CNN}
+    alone, beside = tmp_path / "alone", tmp_path / "beside"
+    alone.mkdir()
+    beside.mkdir()
+    nbformat.write(make_fixtures.edit(nb, **ref), alone / "twin.ipynb")
+    nbformat.write(make_fixtures.edit(nb, **ref), beside / "twin.ipynb")
+    nbformat.write(make_fixtures.edit(nb, cnn_max_pool=ref["cnn_max_pool"] + "\n" + HOG,
+                                      cnn_occlusion=ref["cnn_occlusion"] + "\n" + HOG),
+                   beside / "hog.ipynb")
+    # limits the twin meets with room to spare alone, and never would at a sixtieth of a CPU
+    options = Options(workers=2, cell_timeout=10, check_timeout=10, total_timeout=60)
+    first = read_book(grade(tmp_path / "a", alone, tmp_path / "out1", options).csv_path)
+    book = grade(tmp_path / "a", beside, tmp_path / "out2", options)
+    rows = read_book(book.csv_path)
+    assert {k: v for k, v in rows["twin"].items() if k != "submission"} == {
+        k: v for k, v in first["twin"].items() if k != "submission"}
+    assert rows["twin"]["total"] == "5" and rows["twin"]["status"] == "ok"
+    assert "timeout" in rows["hog"]["status"]  # the hog is charged for its own CPU time
+    assert not _processes_with("fromscratch.grading.checker")
+
+
+MEMORY_HOG = """import subprocess, sys
+hold = "block = b'x' * (1 << 30); import time; time.sleep(4)"  # 1 GB, every page written
+procs = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(5)]
+alive = sum(p.wait() == 0 for p in procs)
+import glob
+left = glob.glob('/dev/shm/*')
+try:
+    open('/dev/x', 'w')
+    dev = 'writable'
+except OSError:
+    dev = 'read-only'
+shm = 0
+try:
+    with open('/dev/shm/token', 'wb') as fh:
+        for _ in range(1024):
+            fh.write(b'x' * (1 << 20))
+            shm += 1
+except OSError:
+    pass
+raise RuntimeError(f'REPORT alive={alive} dev={dev} shm={shm} left={left}')
+"""
+
+
+@needs_sandbox
+def test_memory_is_bounded_for_the_whole_sandbox(tmp_path):
+    """Five processes of 1 GB do not pass a 2500 MB limit together (where a cgroup can be
+    made); /dev is read-only; /dev/shm is small and emptied between exercises."""
+    isolation = isolation_for(Options())
+    made = make_fixtures.assignment(tmp_path / "a")
+    nb = nbformat.read(made.student_notebook, 4)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(make_fixtures.edit(nb, cnn_max_pool=MEMORY_HOG, cnn_occlusion=MEMORY_HOG),
+                   subs / "hog.ipynb")
+    book = grade(tmp_path / "a", subs, tmp_path / "out",
+                 Options(workers=1, cell_timeout=60, check_timeout=60, memory_mb=2500))
+    text = (tmp_path / "out" / "feedback" / "hog.md").read_text()
+    reports = [line.split("REPORT ")[1] for line in text.splitlines() if "REPORT " in line]
+    assert len(reports) >= 2, text  # one per exercise
+    for report in reports:
+        assert "dev=read-only" in report and "left=[]" in report, report
+        shm = int(report.split("shm=")[1].split()[0])
+        assert 0 < shm <= 64, report
+        if isolation.cgroups:
+            alive = int(report.split("alive=")[1].split()[0])
+            assert alive * 1024 < 2500, report
+    if isolation.cgroups:
+        assert "reached its memory limit" in book.results[0].notes[-1] or any(
+            "reached its memory limit" in n for n in book.results[0].notes)

@@ -40,6 +40,8 @@ import time
 import types
 
 _RESULT_LIMIT = 256 * 1024
+_WALL_FACTOR = 2  # wall-clock backstop of a time limit counted in CPU seconds
+_WORK_FOLDERS = ("/tmp", "/dev/shm")  # emptied after each exercise, with HOME
 _STATUSES = ("passed", "failed", "not attempted")
 _SUBPROCESS_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
                       "os.spawn", "os.fork", "os.forkpty"}
@@ -190,6 +192,11 @@ def _grade_exercise(exercise: dict, ns: dict, snapshot: dict, package_path: list
         try:
             os.close(out_fd)
             os.close(read_end)
+            try:  # at its memory cap, the kernel ends learner code, not the checker
+                with open("/proc/self/oom_score_adj", "w") as fh:
+                    fh.write("1000")
+            except OSError:
+                pass
             if os.getpid() != 1:
                 os.setsid()
             _child(exercise, ns, snapshot, package_path, _hide_fd(write_end))
@@ -225,10 +232,10 @@ def _hide_fd(fd: int) -> int:
 def _collect(pid: int, fd: int, job: dict) -> tuple:
     """Read the child's messages with time limits: ``(messages, outcome)``."""
     limits = {"answer": job["cell_timeout"], "check": job["check_timeout"]}
-    phase, deadline = "answer", time.monotonic() + limits["answer"]
+    phase, budget = "answer", _Budget(limits["answer"])
     buffer, messages, outcome, status = b"", [], None, None
     while True:
-        left = deadline - time.monotonic()
+        left = budget.left()
         if left <= 0:
             outcome = f"timeout-{phase}"
             break
@@ -247,7 +254,7 @@ def _collect(pid: int, fd: int, job: dict) -> tuple:
                     message = {"phase": "garbage"}
                 messages.append(message if isinstance(message, dict) else {"phase": "garbage"})
                 if messages[-1].get("phase") == "answer-done" and phase == "answer":
-                    phase, deadline = "check", time.monotonic() + limits["check"]
+                    phase, budget = "check", _Budget(limits["check"])
             if not chunk and status is None:
                 status = _wait(pid, 5.0)
                 break
@@ -285,6 +292,51 @@ def _collect(pid: int, fd: int, job: dict) -> tuple:
         else:
             outcome = "ok"
     return messages, outcome
+
+
+class _Budget:
+    """The time an answer cell or a check may take: CPU seconds of the processes it runs
+    (what a busy classmate's sandbox costs it is not counted), with a wall-clock backstop
+    of ``_WALL_FACTOR`` times as long for code that waits without computing."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.cpu, self.wall = seconds, _graded_cpu(), time.monotonic()
+
+    def left(self) -> float:
+        return min(self.seconds - (_graded_cpu() - self.cpu),
+                   self.seconds * _WALL_FACTOR - (time.monotonic() - self.wall))
+
+
+def _graded_cpu() -> float:
+    """CPU seconds used so far by every process but this one that runs learner code: all
+    processes of the sandbox (this is PID 1 of its PID namespace), else this process's
+    descendants; ended processes count through their parents (and this process)."""
+    me = os.getpid()
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+                stats[int(name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+            except (OSError, IndexError, ValueError):
+                continue
+    if me != 1:  # no PID namespace of our own: only our descendants
+        children: dict = {}
+        for pid, (ppid, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        mine, todo = set(), [me]
+        while todo:
+            for pid in children.get(todo.pop(), []):
+                if pid not in mine:
+                    mine.add(pid)
+                    todo.append(pid)
+        stats = {pid: v for pid, v in stats.items() if pid in mine}
+    else:
+        stats.pop(me, None)
+    ticks = sum(v for _, v in stats.values())
+    ended = os.times()
+    return ticks / os.sysconf("SC_CLK_TCK") + ended.children_user + ended.children_system
 
 
 def _wait(pid: int, seconds: float):
@@ -363,20 +415,63 @@ def _end_stragglers() -> None:
 
 
 def _empty_work_copy() -> None:
-    import shutil
-
-    for folder in (os.environ.get("HOME", ""), "/tmp"):
+    for folder in (os.environ.get("HOME", ""), *_WORK_FOLDERS):
         if os.getpid() != 1 or not folder or not os.path.isdir(folder):
             continue
-        for name in os.listdir(folder):
-            path = os.path.join(folder, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
+        empty_folder(folder)
+
+
+def empty_folder(folder: str, budget: int = 1_000_000) -> None:
+    """Delete everything in ``folder`` without recursion and without long paths (each
+    folder is opened relative to its parent), so a tree nested thousands of levels deep
+    is emptied like any other; never follows links; stops after ``budget`` steps."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        stack = [(os.open(folder, flags), None)]  # (open folder, its name in its parent)
+    except OSError:
+        return
+    failed: set = set()  # folders that could not be emptied: not entered again
+    while stack and budget > 0:
+        budget -= 1
+        fd, _ = stack[-1]
+        descend = None
+        try:
+            with os.scandir(fd) as it:
+                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        except OSError:
+            entries = []
+        for name, is_dir in entries:
+            budget -= 1
+            if not is_dir:
                 try:
-                    os.unlink(path)
+                    os.unlink(name, dir_fd=fd)
                 except OSError:
                     pass
+            elif (fd, name) not in failed:
+                try:
+                    os.rmdir(name, dir_fd=fd)
+                except OSError:
+                    try:
+                        os.chmod(name, 0o700, dir_fd=fd, follow_symlinks=False)
+                    except (OSError, NotImplementedError):
+                        pass
+                    try:
+                        descend = (os.open(name, flags, dir_fd=fd), name)
+                        break
+                    except OSError:
+                        failed.add((fd, name))
+        if descend is not None:
+            stack.append(descend)
+            continue
+        fd, name = stack.pop()
+        os.close(fd)
+        if stack:
+            try:
+                os.rmdir(name, dir_fd=stack[-1][0])
+            except OSError:
+                failed.add((stack[-1][0], name))
+    for fd, _ in stack:
+        os.close(fd)
 
 
 # -- the child: one exercise's answer cell, then its pristine check ------------------------

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .assign import make_assignment
-from .grade import Options, grade
+from .grade import Options, grade, slow_submissions
 from .manifest import ManifestError
 from .sandbox import SandboxUnavailable
 
@@ -75,13 +75,14 @@ def grade_main(argv: list | None = None) -> int:
                         help="notebooks graded at the same time, about one per CPU core "
                         "(default: %(default)s)")
     parser.add_argument("--cell-timeout", type=int, default=d.cell_timeout, metavar="S",
-                        help="seconds one answer cell may run (default: %(default)s)")
+                        help="CPU seconds one answer cell may use (its own processes' CPU "
+                        "time; twice as long on the clock at most) (default: %(default)s)")
     parser.add_argument("--check-timeout", type=int, default=d.check_timeout, metavar="S",
-                        help="seconds one check may run (it calls the answer; some checks "
+                        help="CPU seconds one check may use (it calls the answer; some checks "
                         "train a model) (default: %(default)s)")
     parser.add_argument("--timeout", type=int, default=d.total_timeout, metavar="S",
-                        help="seconds for one whole submission, start-up included "
-                        "(default: %(default)s)")
+                        help="CPU seconds for one whole submission, start-up included (time "
+                        "on the clock where no cgroup can be made) (default: %(default)s)")
     parser.add_argument("--max-output-kb", type=int, default=d.max_output_kb, metavar="KB",
                         help="learner output read per submission; the rest is dropped and the "
                         "submission marked output-limit (default: %(default)s)")
@@ -90,7 +91,9 @@ def grade_main(argv: list | None = None) -> int:
                         "not visible in the sandbox) is marked read-reference; 'zero' also "
                         "gives 0 points for those exercises (default: %(default)s)")
     parser.add_argument("--memory-mb", type=int, default=d.memory_mb, metavar="MB",
-                        help="address space of each sandboxed process (default: %(default)s)")
+                        help="memory of each sandbox: its processes and its files in memory "
+                        "together, where a cgroup can be made; always the address space of "
+                        "each process (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=d.processes, metavar="N",
                         help="processes and threads per sandbox (default: %(default)s)")
     parser.add_argument("--disk-mb", type=int, default=d.disk_mb, metavar="MB",
@@ -119,12 +122,20 @@ def grade_main(argv: list | None = None) -> int:
     except (ManifestError, FileNotFoundError, ValueError, SandboxUnavailable) as exc:
         print(f"fromscratch-grade: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the sandboxes are ended and every finished row is kept
+        print(f"fromscratch-grade: interrupted; the finished rows are in {args.out}: run the "
+              "same command again to grade the rest", file=sys.stderr)
+        return 130
     counts: dict = {}
     for r in book.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"{len(book.results)} graded: {summary}"
           + (f" ({book.resumed} resumed from an earlier run)" if book.resumed else ""))
+    slow = slow_submissions(book.results)
+    if slow:
+        print(f"{len(slow)} slow: " + "; ".join(f"{n} ({w})" for n, w in slow)
+              + " (worth a look: listed in slow.txt, not in the gradebook)")
     if book.skipped:
         print(f"{len(book.skipped)} entr{'y' if len(book.skipped) == 1 else 'ies'} skipped: "
               + "; ".join(f"{n} ({r})" for n, r in book.skipped))

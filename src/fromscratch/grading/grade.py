@@ -15,16 +15,16 @@ and options are unchanged is not graded again). Every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
+import re
 import selectors
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -42,7 +42,13 @@ STATUSES = ("no-notebook", "ambiguous-submission", "invalid-notebook", "wrong-as
             "grader-error", "kernel-died", "timeout", "output-limit", "missing-cells",
             "tampered", "read-reference", "cell-errors", "not-attempted")
 JOURNAL = ".journal.jsonl"
+WALL_FACTOR = 2  # wall-clock backstop of a limit counted in CPU time, as a multiple of it
+SLOW = "slow.txt"  # submissions that took much longer than the class's typical one
 _ISOLATION_CACHE: dict = {}
+# Ctrl-C: the sandboxes running now, and whether new ones may start (one grading run at a time)
+_RUNNING: set = set()
+_RUN_LOCK = threading.Lock()
+_STOPPING = threading.Event()
 
 
 @dataclass
@@ -156,6 +162,8 @@ def grade(assignment, submissions_dir, out_dir, options: Options | None = None,
 
     def record(sub, result, fresh: bool) -> None:
         with lock:
+            if fresh and _STOPPING.is_set():
+                return  # its sandbox was ended by Ctrl-C: not a result
             results[sub.student] = result
             if fresh:
                 journal.append(result.student, sub.key, result)
@@ -175,35 +183,84 @@ def grade(assignment, submissions_dir, out_dir, options: Options | None = None,
     if resumed:
         say(f"  resumed {resumed} row(s) finished by an earlier run (--restart grades all again)")
     write_gradebook(csv_path, manifest, list(results.values()))
+    if skipped:
+        _atomic_write(out / "skipped.txt", "".join(f"{n}\t{r}\n" for n, r in skipped))
     width = len(str(len(todo)))
     state = None
-    if todo:
-        state = setup_state(isolation, manifest, exercises, options)
-        if state is not None:
-            say(f"  set-up run once in a sandbox and shared ({len(state) // 1024} kB)")
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        futures = {pool.submit(_grade_one, sub, manifest, exercises, isolation, options,
-                               state): sub
-                   for sub in todo}
-        for done, future in enumerate(as_completed(futures), start=1):
-            sub = futures[future]
+    _STOPPING.clear()
+    pool = ThreadPoolExecutor(max_workers=max(1, options.workers))
+    try:
+        if todo:
+            state = setup_state(isolation, manifest, exercises, options)
+            if state is not None:
+                say(f"  set-up run once in a sandbox and shared ({len(state) // 1024} kB)")
+
+        def work(sub) -> StudentResult:  # recorded as soon as it is done, by its worker
             try:
-                result = future.result()
+                result = _grade_one(sub, manifest, exercises, isolation, options, state)
             except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the run
                 result = _empty(sub, manifest, "grader-error",
                                 f"the grader failed: {type(exc).__name__}: {exc}")
             record(sub, result, fresh=True)
+            return result
+
+        futures = {pool.submit(work, sub): sub for sub in todo}
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
             say(f"[{done:>{width}}/{len(todo)}] {result.student}: {result.status}, "
                 f"{_fmt(result.total)}/{manifest.total_points} points ({result.seconds:.1f} s)")
+    except KeyboardInterrupt:
+        stop_sandboxes()
+        pool.shutdown(wait=True, cancel_futures=True)
+        with lock:
+            write_gradebook(csv_path, manifest, list(results.values()))
+        say(f"interrupted: {len(results)} finished row(s) kept in {csv_path}; run the same "
+            "command again to grade the rest")
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     ordered = [results[s.student] for s in subs]
     write_gradebook(csv_path, manifest, ordered)
-    if skipped:
-        _atomic_write(out / "skipped.txt", "".join(f"{n}\t{r}\n" for n, r in skipped))
+    slow = slow_submissions(ordered)
+    if slow:
+        _atomic_write(out / SLOW, "".join(f"{n}\t{why}\n" for n, why in slow))
+        for name, why in slow:
+            say(f"  slow: {name}: {why}")
+    elif (out / SLOW).exists():
+        (out / SLOW).unlink()
     seconds = time.monotonic() - start
     say(f"wrote {csv_path} and {len(ordered)} feedback file(s) in {feedback_dir} "
         f"({seconds:.0f} s)")
     return Gradebook(manifest, ordered, csv_path, feedback_dir, isolation, seconds, skipped,
                      resumed)
+
+
+def stop_sandboxes() -> None:
+    """Ctrl-C: start no more sandboxes and end the running ones (each is its own process
+    group); their workers return at once and their rows are not recorded."""
+    with _RUN_LOCK:
+        _STOPPING.set()
+        for proc in list(_RUNNING):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def slow_submissions(results: list, factor: float = 3.0, floor: float = 30.0) -> list:
+    """``(student, why)`` for the submissions graded this run that took more than
+    ``factor`` times the class's median time and more than ``floor`` seconds: a submission
+    can stay just under every limit and so cost up to ``--timeout`` at full marks; this
+    names it, for you to look at (it is not written into the gradebook, which must not
+    depend on timing)."""
+    times = sorted(r.seconds for r in results if r.seconds > 0)
+    if not times:
+        return []
+    median = times[len(times) // 2]
+    return [(r.student, f"graded in {r.seconds:.0f} s, {r.seconds / max(median, 0.1):.0f}x "
+             f"the class's median ({median:.1f} s)")
+            for r in sorted(results, key=lambda r: -r.seconds)
+            if r.seconds > floor and r.seconds > factor * median]
 
 
 class _Journal:
@@ -255,13 +312,19 @@ def _submission_key(sub) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # a short name, never too long
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _empty(sub, manifest, code: str | None = None, message: str = "") -> StudentResult:
-    result = StudentResult(sub.student, str(sub.path.name) if sub.path else "",
+    result = StudentResult(sub.student, submissions.shown(sub.path.name) if sub.path else "",
                            notes=list(sub.notes))
     result.problems = list(sub.problems) + ([(code, message)] if code else [])
     result.exercises = [ExerciseResult(i.id, i.title, 0, i.points, "not run", "") for i in
@@ -296,11 +359,15 @@ def _grade_submission(sub, manifest, exercises, isolation, options, state) -> St
     job = dict(prepared.job, cell_timeout=options.cell_timeout,
                check_timeout=options.check_timeout, limits=asdict(limits))
     result = _empty(sub, manifest)
-    result.submission = str(sub.path.name)
+    result.submission = submissions.shown(sub.path.name)
     result.problems += prepared.problems
     result.notes += prepared.notes
     run = _run_checker(isolation, limits, job, data, sub.path.name, options, state=state)
     _score(result, manifest, run, options)
+    if run.out_of_memory:
+        result.notes.append(f"the submission reached its memory limit ({options.memory_mb} MB "
+                            "for all its processes and files together); the process using "
+                            "the most was ended")
     return result
 
 
@@ -313,6 +380,7 @@ class _Run:
     timed_out: bool
     returncode: int | None
     seconds: float
+    out_of_memory: bool = False  # the sandbox's cgroup reached its memory cap
 
 
 def setup_state(isolation, manifest, exercises, options: Options) -> bytes | None:
@@ -346,13 +414,12 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
                  options: Options, state: bytes | None = None, state_fd: int | None = None,
                  state_writable: bool = False) -> _Run:
     """Start the sandbox, feed it the job, read events and output, all within bounded time."""
-    box = sandbox.Sandbox(isolation, limits, notebook=notebook,
-                          notebook_name=submissions.safe_name(name))
+    notebook_name = submissions.safe_name(name.removesuffix(".ipynb")) + ".ipynb"
+    box = sandbox.Sandbox(isolation, limits, notebook=notebook, notebook_name=notebook_name)
     job_fd = box._memfd(json.dumps(job).encode("utf-8"), "job")
     read_end, write_end = os.pipe()
     box._keep(write_end)
-    inner = [sys.executable, "-I", "-m", "fromscratch.grading.checker", str(job_fd),
-             str(write_end)]
+    inner = sandbox.python_command("fromscratch.grading.checker", str(job_fd), str(write_end))
     if state is not None:
         inner.append(str(box._memfd(state, "state")))
     elif state_fd is not None and state_writable:
@@ -365,19 +432,30 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
         env = sandbox.kernel_env()
         env.update(HOME=workdir, TMPDIR=workdir, MPLCONFIGDIR=workdir)
         if notebook is not None:
-            (Path(workdir) / submissions.safe_name(name)).write_bytes(notebook)
+            (Path(workdir) / notebook_name).write_bytes(notebook)
         kwargs.update(env=env, cwd=workdir)
     started = time.monotonic()
-    deadline = started + options.total_timeout
+    # The total time counts the sandbox's own CPU time where its cgroup measures it (a busy
+    # neighbour does not use it up), with a wall-clock backstop of twice as long for code
+    # that waits without computing; elsewhere it is wall-clock time.
+    cpu_budget = options.total_timeout if box.cgroup is not None else None
+    deadline = started + options.total_timeout * (WALL_FACTOR if cpu_budget else 1)
     limit = options.max_output_kb * 1024
     events, buffer, tail = [], b"", b""
     output_bytes, timed_out = 0, False
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, **kwargs)
+        with _RUN_LOCK:  # Ctrl-C ends every sandbox it finds here, and no new one starts
+            if _STOPPING.is_set():
+                raise OSError("grading was interrupted")
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, **kwargs)
+            _RUNNING.add(proc)
     except OSError as exc:
         box.close()
+        box.release()
         os.close(read_end)
+        if workdir:
+            _remove_tree(workdir)
         return _Run([{"event": "start-failed", "error": str(exc)}], 0, b"", False, False,
                     None, 0.0)
     box.close()  # the sandbox holds its own copies now
@@ -389,7 +467,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
     try:
         while open_streams:
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or (cpu_budget and (box.cgroup.cpu_seconds() or 0) > cpu_budget):
                 timed_out = True
                 break
             if proc.poll() is not None:
@@ -417,6 +495,8 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
                         except ValueError:
                             events.append({"event": "garbage"})
     finally:
+        with _RUN_LOCK:
+            _RUNNING.discard(proc)
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -429,10 +509,21 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
         selector.close()
         proc.stdout.close()
         os.close(read_end)
+        out_of_memory = box.cgroup is not None and box.cgroup.out_of_memory()
+        box.release()
         if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            _remove_tree(workdir)
     return _Run(events, output_bytes, tail, output_bytes > limit, timed_out, proc.returncode,
-                time.monotonic() - started)
+                time.monotonic() - started, out_of_memory)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a work folder, however deeply nested (without recursion)."""
+    from .checker import empty_folder
+
+    empty_folder(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _score(result: StudentResult, manifest, run: _Run, options: Options) -> None:
@@ -575,10 +666,28 @@ def write_gradebook(path: Path, manifest, results: list) -> None:
     _atomic_write(Path(path), fh.getvalue())
 
 
+def _md(text: str) -> str:
+    """Text from a submission (a file name, a student id) as plain Markdown text on one
+    line: no HTML, links, emphasis, code or table breaks."""
+    text = " ".join(str(text).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|#!~])", r"\\\1", text)
+
+
+def _fenced(lines: list) -> list:
+    """Lines shown verbatim: a fenced block longer than any run of backticks inside it (a
+    submission's text cannot close it early)."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + "text", *lines, fence]
+
+
 def feedback(manifest, result: StudentResult) -> str:
-    """The Markdown feedback file of one student."""
-    lines = [f"# {manifest.title}: feedback for {result.student}", "",
-             f"Assignment `{manifest.name}`, submission `{result.submission or '-'}`.", "",
+    """The Markdown feedback file of one student. Everything that comes from the
+    submission (its name, error messages, the checks' reports on its values) is escaped or
+    shown in fenced blocks, so a submission cannot put HTML or Markdown into the file."""
+    lines = [f"# {manifest.title}: feedback for {_md(result.student)}", "",
+             f"Assignment `{manifest.name}`, submission {_md(result.submission or '-')}.", "",
              f"**Total: {_fmt(result.total)} / {manifest.total_points} points** "
              f"(status: {result.status})", "",
              "| # | Exercise | Points | Result |", "|---|---|---|---|"]
@@ -587,10 +696,11 @@ def feedback(manifest, result: StudentResult) -> str:
                      f"| {e.status} |")
     problems = [m for _, m in result.problems] + result.notes
     if problems:
-        lines += ["", "## About your submission", ""] + [f"- {m}" for m in problems]
+        lines += ["", "## About your submission", ""] + _fenced([f"- {m}" for m in problems])
     for n, e in enumerate(result.exercises, start=1):
         lines += ["", f"## {n}. {e.title}: {_fmt(e.points)} / {e.max_points}", ""]
-        lines += ["```text", e.text or "(no result)", "```"]
+        lines += _fenced([e.text or "(no result)"])
     if result.cell_errors:
-        lines += ["", "## Errors in your cells", ""] + [f"- {m}" for m in result.cell_errors]
+        lines += ["", "## Errors in your cells", ""] + _fenced(
+            [f"- {m}" for m in result.cell_errors])
     return "\n".join(lines) + "\n"

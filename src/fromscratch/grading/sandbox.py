@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import site
 import subprocess
 import sys
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,11 +54,178 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass
 class Limits:
-    memory_mb: int = 4096  # address space of each process in the sandbox
-    processes: int = 64  # processes (and threads) of the sandbox's user
+    memory_mb: int = 4096  # the whole sandbox (cgroup), and the address space of each process
+    processes: int = 64  # processes (and threads) of the sandbox
     disk_mb: int = 200  # size of the writable work copy (and as much again for /tmp)
     file_mb: int = 100  # largest single file
     cpu_seconds: int = 900  # CPU time of each process (a backstop behind the wall-clock limits)
+    shm_mb: int = 64  # size of /dev/shm (emptied after each exercise)
+    cpus: float = 1.0  # CPU cores the sandbox may use at once (cgroup)
+
+
+CGROUP_FS = Path("/sys/fs/cgroup")
+CGROUP_V1 = ("memory", "pids", "cpu", "cpuacct")  # controllers a sandbox's cgroup uses
+
+
+def _own_cgroups() -> dict:
+    """``{controller or '' (cgroup v2): this process's cgroup path}``."""
+    found = {}
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            found[name] = path
+    return found
+
+
+class Cgroup:
+    """The control group of one sandbox: a total memory cap (its processes, its in-memory
+    files and the kernel memory they cost), a process cap, one CPU core's worth of time at
+    most (so a submission that starts many busy processes slows only itself), and its CPU
+    time, counted for all its processes. cgroup v1 (``memory``, ``pids``, ``cpu``,
+    ``cpuacct``) or a v2 tree delegated to the grader; :meth:`create` returns None where
+    neither can be made (then each process's own limits are what remains)."""
+
+    def __init__(self, version: int, dirs: list):
+        self.version, self.dirs = version, dirs
+
+    @classmethod
+    def create(cls, limits: Limits) -> Cgroup | None:
+        name = f"fromscratch-{uuid.uuid4().hex[:12]}"
+        own = _own_cgroups()
+        made = []
+        try:
+            if all((CGROUP_FS / c / "tasks").exists() for c in CGROUP_V1):
+                dirs = []
+                for c in CGROUP_V1:  # cpu and cpuacct may be one hierarchy
+                    d = (CGROUP_FS / c).resolve() / own.get(c, "/").lstrip("/") / name
+                    if d not in dirs:
+                        dirs.append(d)
+                for d in dirs:
+                    d.mkdir()
+                    made.append(d)
+                group = cls(1, made)
+                group._write("memory.limit_in_bytes", limits.memory_mb << 20)
+                group._write("memory.memsw.limit_in_bytes", limits.memory_mb << 20,
+                             optional=True)
+                group._write("pids.max", limits.processes)
+                period = 100000
+                group._write("cpu.cfs_period_us", period)
+                group._write("cpu.cfs_quota_us", int(period * limits.cpus))
+            elif (CGROUP_FS / "cgroup.controllers").exists() and "" in own:
+                d = None
+                # our own group (delegated to us; it must hold no process), else the top
+                for parent in dict.fromkeys([CGROUP_FS / own[""].lstrip("/"), CGROUP_FS]):
+                    try:
+                        wanted = {"memory", "pids", "cpu"}
+                        enabled = set((parent / "cgroup.subtree_control").read_text().split())
+                        if not wanted <= enabled:
+                            (parent / "cgroup.subtree_control").write_text(
+                                " ".join(f"+{c}" for c in sorted(wanted - enabled)))
+                        (parent / name).mkdir()
+                        d = parent / name
+                        break
+                    except OSError:
+                        continue
+                if d is None:
+                    return None
+                made.append(d)
+                group = cls(2, made)
+                group._write("memory.max", limits.memory_mb << 20)
+                group._write("memory.swap.max", 0, optional=True)
+                group._write("pids.max", limits.processes)
+                group._write("cpu.max", f"{int(100000 * limits.cpus)} 100000")
+            else:
+                return None
+        except OSError:
+            for d in made:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+            return None
+        if any(any(c.isspace() for c in str(d)) for d in made):
+            cls(0, made).remove()
+            return None
+        return group
+
+    def _file(self, name: str) -> Path:
+        prefix = name.split(".")[0]
+        for d in self.dirs:
+            if (d / name).exists() or self.version == 2:
+                return d / name
+        raise OSError(f"no {prefix} controller file {name}")
+
+    def _write(self, name: str, value, optional: bool = False) -> None:
+        try:
+            self._file(name).write_text(str(value))
+        except OSError:
+            if not optional:
+                raise
+
+    def _read(self, name: str) -> str:
+        try:
+            return self._file(name).read_text()
+        except OSError:
+            return ""
+
+    def procs_files(self) -> list:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by every process of the sandbox so far (also those that ended)."""
+        if self.version == 1:
+            text = self._read("cpuacct.usage").strip()
+            return int(text) / 1e9 if text.isdigit() else None
+        for line in self._read("cpu.stat").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec" and value.strip().isdigit():
+                return int(value) / 1e6
+        return None
+
+    def out_of_memory(self) -> bool:
+        """Whether the sandbox reached its memory cap (the kernel then ended a process)."""
+        text = self._read("memory.oom_control" if self.version == 1 else "memory.events")
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                return True
+        return False
+
+    def pids(self) -> list:
+        found = set()
+        for d in self.dirs:
+            try:
+                found |= {int(p) for p in (d / "cgroup.procs").read_text().split()}
+            except (OSError, ValueError):
+                pass
+        return sorted(found)
+
+    def remove(self) -> None:
+        """End every process left in it, then remove it (bounded: a few seconds)."""
+        end = time.monotonic() + 5
+        while True:
+            if self.version == 2:
+                self._write("cgroup.kill", 1, optional=True)
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            for d in list(self.dirs):
+                try:
+                    d.rmdir()
+                    self.dirs.remove(d)
+                except FileNotFoundError:
+                    self.dirs.remove(d)
+                except OSError:
+                    pass
+            if not self.dirs or time.monotonic() > end:
+                return
+            time.sleep(0.05)
 
 
 @dataclass
@@ -67,6 +237,7 @@ class Isolation:
     mounts: list = field(default_factory=list)  # (source, destination) read-only binds
     hidden: list = field(default_factory=list)  # folders covered by an empty read-only tmpfs
     problem: str = ""
+    cgroups: int = 0  # cgroup version used for each sandbox, 0: none could be made here
 
     @property
     def sandboxed(self) -> bool:
@@ -86,6 +257,12 @@ class Isolation:
             "own PID, network (none), IPC and UTS namespaces; clean environment",
             "limits: memory, processes, work-copy size, file size, CPU time; every process "
             "killed at the end of each exercise",
+            (f"a cgroup (v{self.cgroups}) per sandbox: total memory (files in memory and "
+             "kernel memory included), processes, one CPU core; time limits count the "
+             "sandbox's own CPU time" if self.cgroups else
+             "no cgroup could be made here (run the grader as root, or on cgroup v2 with a "
+             "delegated tree, for one): memory is limited per process, CPU shares are not "
+             "limited; time limits count each exercise's own CPU time"),
         ]
 
 
@@ -127,6 +304,17 @@ def python_mounts() -> tuple:
     return [(str(r), str(r)) for r in sorted(roots)], [str(h) for h in hidden]
 
 
+def python_command(module: str, *args: str, code: str = "") -> list:
+    """``python -I`` running ``module`` (or ``code``) with the very package the grader
+    imported first on ``sys.path``: a clone used through ``PYTHONPATH``, which ``-I``
+    ignores, grades with its own checks, never with another installed copy's."""
+    import fromscratch
+
+    top = str(Path(fromscratch.__file__).resolve().parent.parent)
+    code = code or f"import runpy; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    return [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {top!r}); {code}", *args]
+
+
 def _system_binds() -> list:
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "lib", "lib32", "lib64", "libx32", "sbin"):
@@ -162,10 +350,14 @@ def detect(unsafe_no_sandbox: bool = False) -> Isolation:
         raise SandboxUnavailable(f"running as root, the grader needs {UNSHARE}, {SETPRIV} "
                                  "(util-linux) and /mnt to start bwrap as user nobody")
     isolation = Isolation(bwrap, root, mounts, hidden)
+    group = Cgroup.create(Limits())
+    if group is not None:
+        isolation.cgroups = group.version
+        group.remove()
     probe = Sandbox(isolation, Limits(), notebook=None)
     try:
-        done = probe.run_simple([sys.executable, "-I", "-c",
-                                 "import fromscratch.grading.checker, torch"], timeout=120)
+        done = probe.run_simple(python_command("", code="import fromscratch.grading.checker, torch"),
+                                timeout=120)
     except (OSError, subprocess.SubprocessError) as exc:
         raise SandboxUnavailable(f"bwrap could not be started ({exc}): " + INSTALL_HINT) from None
     if done.returncode != 0:
@@ -199,6 +391,7 @@ class Sandbox:
         self.notebook = notebook
         self.notebook_name = notebook_name
         self._fds: list = []
+        self.cgroup: Cgroup | None = None
 
     def _keep(self, fd: int) -> int:
         self._fds.append(fd)
@@ -238,6 +431,11 @@ class Sandbox:
         prefix, sources = ([], [m[0] for m in iso.mounts])
         if iso.drop_to_nobody:
             prefix, sources = self._root_prefix()
+        if iso.cgroups and self.cgroup is None:
+            self.cgroup = Cgroup.create(lim)
+        if self.cgroup is not None:  # join it before anything else starts
+            prefix = ["/bin/sh", "-c", 'for f in $FS_CGROUPS; do echo $$ > "$f" || exit 125; '
+                      'done; exec "$@"', "fromscratch-cgroup"] + prefix
         cmd = prefix + [iso.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1",
                "--die-with-parent", "--new-session", "--uid", str(SANDBOX_UID),
                "--gid", str(SANDBOX_UID), "--hostname", "grader", "--clearenv"]
@@ -247,7 +445,10 @@ class Sandbox:
             cmd += ["--setenv", key, value]
         # The writable tmpfs come first: a Python environment that lives under /tmp is then
         # bound on top of the new /tmp instead of being hidden by it.
+        # /dev is read-only; /dev/shm is a small tmpfs of its own (the checker empties it)
         cmd += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "01777", "--size", str(lim.shm_mb << 20), "--tmpfs", "/dev/shm",
+                "--remount-ro", "/dev",
                 "--perms", "01777", "--size", str(lim.disk_mb << 20), "--tmpfs", "/tmp",
                 "--perms", "0700", "--size", str(lim.disk_mb << 20), "--tmpfs", INSIDE_HOME]
         cmd += _system_binds()
@@ -274,7 +475,14 @@ class Sandbox:
             if self.isolation.drop_to_nobody:
                 kw["env"].update({f"FS_SRC_{n}": source for n, (source, _) in
                                   enumerate(self.isolation.mounts)})
+            if self.cgroup is not None:
+                kw["env"]["FS_CGROUPS"] = " ".join(self.cgroup.procs_files())
         return kw
+
+    def release(self) -> None:
+        """After the sandbox ended: end what is left in its cgroup and remove it."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def close(self) -> None:
         for fd in self._fds:
@@ -291,3 +499,4 @@ class Sandbox:
                                   timeout=timeout, **self.popen_kwargs())
         finally:
             self.close()
+            self.release()

@@ -31,6 +31,9 @@ import nbformat
 from .manifest import Manifest, normalize, sha256, split_check
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+MAX_DEPTH = 6  # folder levels searched below a student's folder (nbgrader's layout needs 2)
+MAX_ENTRIES = 10000  # entries looked at in one student's folder
+MAX_NAME = 80  # characters of a student id kept in its feedback file's name
 _SAFE = re.compile(r"[^A-Za-z0-9_.@-]+")
 _REFERENCE_HINTS = ("show_solution", "exercises_dir", "_exercises", "exercises/")
 
@@ -43,14 +46,27 @@ class Submission:
     notes: list = field(default_factory=list)
 
 
-def safe_name(student: str) -> str:
-    """A file-name-safe version of a student id."""
-    return _SAFE.sub("_", student).strip("._") or "student"
+def shown(name) -> str:
+    """A file name as text that is safe to print, to write as UTF-8 and to put in a
+    gradebook: bytes that are not UTF-8 (a Latin-1 name from an unzipped archive) and
+    characters that are not printable (terminal escape codes, new lines, direction
+    overrides) become backslash escapes, so different names stay different."""
+    raw = name if isinstance(name, bytes) else os.fsencode(name)
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def safe_name(student: str, limit: int = MAX_NAME) -> str:
+    """A file-name-safe version of a student id (at most ``limit`` characters)."""
+    return _SAFE.sub("_", student)[:limit].strip("._") or "student"
 
 
 def feedback_names(students: list) -> dict:
-    """A distinct, file-name-safe name per student id: the id itself when it is safe and
-    unique (also ignoring case), else the safe version plus a short hash of the id."""
+    """A distinct, file-name-safe name per student id, distinct by construction: the id
+    itself when it is a safe name of at most ``MAX_NAME`` characters and unique ignoring
+    case, else its safe version, ``~`` and a hash of the id. A kept id never contains
+    ``~``, so no student can pick a name that takes another's feedback file."""
     import hashlib
 
     lowered: dict = {}
@@ -59,9 +75,9 @@ def feedback_names(students: list) -> dict:
     names = {}
     for student in students:
         base = safe_name(student)
-        if base != student or len(lowered[student.lower()]) > 1 or base.lower() in (
-                "gradebook", "skipped"):
-            base += "-" + hashlib.sha256(student.encode("utf-8")).hexdigest()[:8]
+        if base != student or len(lowered[student.lower()]) > 1:
+            digest = hashlib.sha256(student.encode("utf-8", "surrogateescape")).hexdigest()
+            base = f"{base}~{digest[:12]}"
         names[student] = base
     return names
 
@@ -88,11 +104,15 @@ def discover(folder, assignment: str) -> tuple:
     skipped: list = []
     specials: dict = {}
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        name = entry.name
+        name = shown(entry.name)  # the real name stays in entry.path
         if name.startswith("."):
             skipped.append((name, "hidden (its name starts with '.')"))
             continue
-        mode = entry.stat(follow_symlinks=False).st_mode
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+        except OSError as exc:
+            skipped.append((name, f"cannot be read ({exc.strerror or exc})"))
+            continue
         student = name[: -len(".ipynb")] if _is_notebook_name(name) else name
         if stat.S_ISDIR(mode):
             found.setdefault(name, []).append(Path(entry.path))
@@ -116,12 +136,13 @@ def discover(folder, assignment: str) -> tuple:
             if problem:
                 sub.problems.append(problem)
             if files:
-                sub.notes.append(f"also found {files[0].name}, graded the folder instead")
+                sub.notes.append(f"also found {shown(files[0].name)}, graded the folder "
+                                 "instead")
         elif files:
             sub.path = files[0]
             if len(files) > 1:
-                sub.notes.append("also found " + ", ".join(f.name for f in files[1:])
-                                 + f", graded {files[0].name}")
+                sub.notes.append("also found " + ", ".join(shown(f.name) for f in files[1:])
+                                 + f", graded {shown(files[0].name)}")
         if student in specials:
             if sub.path is None and not sub.problems:
                 sub.problems.append(("invalid-notebook", "; ".join(specials[student])))
@@ -131,28 +152,63 @@ def discover(folder, assignment: str) -> tuple:
     return subs, skipped
 
 
-def _pick_notebook(folder: Path, assignment: str) -> tuple:
-    notebooks = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = Path(root) / name
-            if name.startswith(".") or not _is_notebook_name(name):
+def _notebooks_in(folder: Path) -> tuple:
+    """``(notebooks, what was not searched)``: the regular ``.ipynb`` files at most
+    ``MAX_DEPTH`` folders below ``folder``, found without recursion and without following
+    links, looking at no more than ``MAX_ENTRIES`` entries (a folder nested a thousand
+    levels deep, or holding a million files, costs no more than that)."""
+    notebooks, left_out, seen = [], [], 0
+    stack = [(folder, 0)]
+    while stack:
+        here, depth = stack.pop()
+        try:
+            with os.scandir(here) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            left_out.append(f"{shown(here.relative_to(folder))}/ cannot be read "
+                            f"({exc.strerror or exc})")
+            continue
+        folders = []
+        for entry in entries:
+            seen += 1
+            if seen > MAX_ENTRIES:
+                left_out.append(f"more than {MAX_ENTRIES} entries")
+                return notebooks, left_out
+            if entry.name.startswith("."):
                 continue
-            if stat.S_ISREG(os.lstat(path).st_mode):
-                notebooks.append(path)
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode):
+                if depth + 1 > MAX_DEPTH:
+                    if f"folders more than {MAX_DEPTH} levels deep" not in left_out:
+                        left_out.append(f"folders more than {MAX_DEPTH} levels deep")
+                else:
+                    folders.append(Path(entry.path))
+            elif stat.S_ISREG(mode) and _is_notebook_name(entry.name):
+                notebooks.append(Path(entry.path))
+        stack += [(f, depth + 1) for f in reversed(folders)]
+    return notebooks, left_out
+
+
+def _pick_notebook(folder: Path, assignment: str) -> tuple:
+    notebooks, left_out = _notebooks_in(folder)
+    where = f"{shown(folder.name)}/"
+    skipped = f" (not searched: {'; '.join(left_out)})" if left_out else ""
     if not notebooks:
-        return None, ("no-notebook", f"{folder.name}/: no notebook (.ipynb regular file) "
-                      "in the student's folder")
+        return None, ("no-notebook", f"{where}: no notebook (.ipynb regular file) in the "
+                      f"student's folder{skipped}")
     named = [p for p in notebooks if p.name.lower() == f"{assignment}.ipynb".lower()]
     if named:
         return min(named, key=lambda p: (len(p.parts), str(p))), None
     if len(notebooks) == 1:
         return notebooks[0], None
-    listing = ", ".join(str(p.relative_to(folder)) for p in notebooks)
+    listing = ", ".join(shown(p.relative_to(folder)) for p in notebooks[:10])
+    more = f" and {len(notebooks) - 10} more" if len(notebooks) > 10 else ""
     return None, ("ambiguous-submission",
-                  f"{folder.name}/: several notebooks ({listing}) and none named "
-                  f"{assignment}.ipynb")
+                  f"{where}: several notebooks ({listing}{more}) and none named "
+                  f"{assignment}.ipynb{skipped}")
 
 
 def read_bytes(path: Path) -> tuple:
@@ -162,13 +218,13 @@ def read_bytes(path: Path) -> tuple:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        return None, f"{path.name}: cannot be opened ({exc.strerror or exc})"
+        return None, f"{shown(path.name)}: cannot be opened ({exc.strerror or exc})"
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return None, f"{path.name} is {_kind(info.st_mode)}; it was not read"
+            return None, f"{shown(path.name)} is {_kind(info.st_mode)}; it was not read"
         if info.st_size > MAX_NOTEBOOK_BYTES:
-            return None, f"{path.name}: {info.st_size / 2**20:.0f} MB, larger than the 20 MB limit"
+            return None, f"{shown(path.name)}: {info.st_size / 2**20:.0f} MB, larger than the 20 MB limit"
         chunks, total = [], 0
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -176,7 +232,7 @@ def read_bytes(path: Path) -> tuple:
                 break
             total += len(chunk)
             if total > MAX_NOTEBOOK_BYTES:
-                return None, f"{path.name}: larger than the 20 MB limit"
+                return None, f"{shown(path.name)}: larger than the 20 MB limit"
             chunks.append(chunk)
         return b"".join(chunks), None
     finally:
@@ -192,21 +248,23 @@ def read_notebook(path: Path, data: bytes | None = None) -> tuple:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"{path.name}: not UTF-8 text ({exc})"
+        return None, f"{shown(path.name)}: not UTF-8 text ({exc})"
     try:
         data = json.loads(text)
     except ValueError as exc:
-        return None, f"{path.name}: not valid JSON ({exc})"
+        return None, f"{shown(path.name)}: not valid JSON ({exc})"
+    except RecursionError:
+        return None, f"{shown(path.name)}: JSON nested too deeply to be a notebook"
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        return None, f"{path.name}: valid JSON but not a notebook (no list of cells)"
+        return None, f"{shown(path.name)}: valid JSON but not a notebook (no list of cells)"
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
-        return None, f"{path.name}: not a readable notebook ({type(exc).__name__}: {exc})"
+        return None, f"{shown(path.name)}: not a readable notebook ({type(exc).__name__}: {exc})"
     for i, cell in enumerate(nb.cells):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw") \
                 or not isinstance(cell.get("source", ""), str):
-            return None, f"{path.name}: cell {i + 1} is malformed"
+            return None, f"{shown(path.name)}: cell {i + 1} is malformed"
     return nb, None
 
 
@@ -220,11 +278,23 @@ class Prepared:
     missing: list = field(default_factory=list)  # exercise ids without their cell
 
 
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _marks(cell) -> tuple:
+    """``(nbgrader grade_id, tags)`` of a cell; metadata of the wrong type (a string where
+    nbgrader writes a dictionary) counts as none."""
+    meta = _mapping(cell.get("metadata"))
+    grade_id = _mapping(meta.get("nbgrader")).get("grade_id", "")
+    tags = meta.get("tags")
+    return (grade_id if isinstance(grade_id, str) else "",
+            [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [])
+
+
 def _role(cell, known: set) -> tuple:
     """What a submitted cell is: from its nbgrader grade_id, else its tags."""
-    meta = cell.get("metadata", {})
-    grade_id = (meta.get("nbgrader") or {}).get("grade_id", "")
-    tags = meta.get("tags") or []
+    grade_id, tags = _marks(cell)
     for ex_id in known:
         if grade_id == ex_id:
             return "solution", ex_id
@@ -243,7 +313,7 @@ def _role(cell, known: set) -> tuple:
 
 def other_assignment(nb, manifest: Manifest, known_ids: set) -> str | None:
     """A message if the notebook belongs to another assignment or chapter, else None."""
-    meta = nb.metadata.get("fromscratch") or {}
+    meta = _mapping(_mapping(nb.get("metadata")).get("fromscratch"))
     if meta.get("assignment") and meta["assignment"] != manifest.name:
         return (f"this notebook is assignment {meta['assignment']!r}, "
                 f"not {manifest.name!r}")
@@ -253,9 +323,7 @@ def other_assignment(nb, manifest: Manifest, known_ids: set) -> str | None:
         kind, ex_id = _role(cell, ours)
         if kind not in ("plain", "other-exercise"):
             return None
-        meta = cell.get("metadata", {})
-        grade_id = (meta.get("nbgrader") or {}).get("grade_id", "")
-        tags = meta.get("tags") or []
+        grade_id, tags = _marks(cell)
         for candidate in [grade_id, *tags]:
             base = re.sub(r"-(check|prompt|setup)$", "", candidate)
             if base in known_ids:
