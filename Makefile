@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 export FROMSCRATCH_PROGRESS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test install notebooks benchmark portability clean
+.PHONY: book test install workspace notebooks benchmark portability clean
 
 install: $(STAMP)
 
@@ -32,7 +32,13 @@ book: install
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "Website built: open _build/html/index.html in a browser."
-	@echo "To run the notebooks yourself: $(BIN)/jupyter lab chapters/"
+	@echo "To run the notebooks yourself: make workspace, then $(BIN)/jupyter lab workspace/"
+
+# A learner's working copy: the chapters and exercises copied into workspace/ (git ignores
+# it, so a later git pull does not conflict with JupyterLab's autosave). Running it again
+# adds new chapters and never overwrites a file you changed.
+workspace: install
+	$(BIN)/python -m fromscratch.workspace
 
 # The linter; the unit, exercise and grading tests; the notebook tests (nbval executes each
 # chapter once with the reference solutions in place and compares every cell with its

@@ -292,3 +292,81 @@ def test_model_checks_refuse_a_course_model_anywhere_and_sorting_in_the_forward(
     sorting = run(Sorts, forbid=[sorted])
     assert sorting.status == "failed" and "builtins.sorted" in sorting.text
     assert run(lambda: nn.Linear(3, 4), forbid=[sorted]).passed  # the check's code may sort
+
+
+def _where(fn, text):
+    """The line of ``fn``'s source that holds ``text``: (line number, stripped line)."""
+    import inspect
+
+    lines, first = inspect.getsourcelines(fn)
+    index = next(i for i, line in enumerate(lines) if text in line)
+    return first + index, lines[index].strip()
+
+
+def test_a_crash_inside_a_check_names_the_learners_line():
+    cases = [Case((torch.ones(2, 4),))]
+
+    def flatten_then_scale(x):
+        flat = x.reshape(-1)
+        return flat.view(3, -1) * 2  # 8 values do not fill rows of 3
+
+    r = check_function("demo", flatten_then_scale, _ref, cases)
+    number, line = _where(flatten_then_scale, "view(3, -1)")
+    assert r.status == "failed" and "raised RuntimeError" in r.text
+    assert f"test_checks.py, line {number}, in flatten_then_scale: `{line}`" in r.text, r.text
+    # a crash inside PyTorch called by the learner still names the learner's line, not
+    # PyTorch's; one in the course's own code (no learner frame) names no line
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.linear(x, torch.ones(3, 5))
+
+    from fromscratch.checks.core import check_output_shape
+
+    r = check_output_shape("demo", Broken(), torch.ones(2, 4), (2, 3), "a (2, 4) batch", "h")
+    number, line = _where(Broken.forward, "linear(")
+    assert f"line {number}, in forward: `{line}`" in r.text, r.text
+
+
+_CELL = """import torch
+
+def pool(x):
+    n = x.shape[0]
+    return x.view(n, 5, -1).amax(-1)
+"""
+
+_CHECK_IN_A_KERNEL = r"""
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+from ipykernel.compiler import XCachingCompiler
+from IPython.core.compilerop import CachingCompiler
+import torch
+from fromscratch.checks.core import Case, check_function
+
+for compiler in (CachingCompiler, XCachingCompiler):
+    shell = InteractiveShell.instance(compiler_class=compiler)
+    shell.run_cell("x = 1", store_history=True)
+    shell.run_cell(sys.argv[1], store_history=True)  # the learner's cell: In[2]
+    r = check_function("demo", shell.user_ns["pool"], lambda x: x.amax(-1),
+                       [Case((torch.ones(2, 4),))])
+    print(compiler.__name__, r.text.replace("\n", " | "))
+    InteractiveShell.clear_instance()
+"""
+
+
+def test_a_crash_in_a_notebook_cell_names_the_cell_and_its_line(tmp_path):
+    """As in JupyterLab (ipykernel's cell files, /tmp/ipykernel_.../....py) and in a plain
+    IPython (<ipython-input-...>): the learner's cell is In[2], the crash on its line 5."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, IPYTHONDIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _CHECK_IN_A_KERNEL, _CELL], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("CachingCompiler",
+                                                                     "XCachingCompiler"))]
+    assert len(lines) == 2, out.stdout
+    for line in lines:
+        assert "raised RuntimeError" in line, line
+        assert "(cell In[2], line 5, in pool: `return x.view(n, 5, -1).amax(-1)`)" in line, line

@@ -314,3 +314,34 @@ def test_train_lm_learns_a_repetitive_text_and_checks_its_budget():
         train_lm(model, ids, steps=5, seconds=1.0)
     with pytest.raises(ValueError, match="eval_at needs val_ids"):
         train_lm(model, ids, steps=5, eval_at=(5,))
+
+
+def test_train_lm_shows_progress_unless_switched_off(capsys, monkeypatch):
+    """Chapter 4's training cell runs for most of a minute: a learner sees a bar (steps and
+    the last loss); the notebook builds and tests (FROMSCRATCH_PROGRESS=0) store none."""
+    import tqdm.auto
+    import tqdm.std
+
+    from fromscratch.models.gpt import LMRecipe, train_lm
+
+    ids = torch.tensor([0, 1, 2, 3] * 40)
+    model = GPT(GPTConfig(vocab_size=4, block_size=8, n_layer=1, n_head=1, d_model=16))
+    recipe = LMRecipe(batch_size=4, warmup=1)
+
+    class Eager(tqdm.std.tqdm):  # a bar that draws every step (these steps are fast)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, mininterval=0, miniters=1, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Eager)
+    monkeypatch.setenv("FROMSCRATCH_PROGRESS", "1")
+    train_lm(model, ids, recipe, steps=7, desc="GPT")
+    bar = capsys.readouterr().err
+    assert "GPT" in bar and "7/7" in bar and "loss=" in bar, bar
+    train_lm(model, ids, recipe, seconds=0.05, desc="timed")
+    assert "timed" in capsys.readouterr().err
+    monkeypatch.setenv("FROMSCRATCH_PROGRESS", "0")
+    train_lm(model, ids, recipe, steps=7)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("FROMSCRATCH_PROGRESS", "1")
+    train_lm(model, ids, recipe, steps=7, progress=False)
+    assert capsys.readouterr().err == ""

@@ -178,8 +178,71 @@ def compare(expected: Any, received: Any, atol: float = 1e-5, rtol: float = 1e-4
 
 
 def _short_error(exc: BaseException) -> str:
+    """The exception's type and first line, then where in the learner's own code it was
+    raised (their cell, line number and source line), when that can be found."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    where = _learner_line(exc)
+    return f"{text} ({where})" if where else text
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _is_learner_file(filename: str) -> bool:
+    """Code the learner wrote (a notebook cell, their own file, an exercise's answer run by
+    :func:`fromscratch.exercises.run`), not the course package, an installed library or
+    Python itself."""
+    if filename.startswith("<frozen") or filename in ("<string>", "<stdin>"):
+        return False
+    if filename.startswith("<"):  # <ipython-input-...>, <exercise solution>
+        return True
+    path = os.path.abspath(filename)
+    parts = path.replace("\\", "/").split("/")
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    if path.startswith(_PACKAGE_DIR + os.sep):
+        return False
+    stdlib = os.path.dirname(os.__file__)
+    return not path.startswith(stdlib + os.sep)
+
+
+def _code_name(filename: str) -> str:
+    """A notebook cell as the learner sees it (``cell In[5]``), else the file's name."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        label = shell.compile.format_code_name(filename) if shell is not None else None
+    except Exception:  # no IPython, or an IPython without format_code_name
+        label = None
+    if label:
+        return f"cell {label[1]}"
+    if filename.startswith("<ipython-input-"):  # older IPython: <ipython-input-5-abc123>
+        number = filename[len("<ipython-input-"):].split("-")[0]
+        return f"cell In[{number}]" if number.isdigit() else filename
+    return filename if filename.startswith("<") else os.path.basename(filename)
+
+
+def _learner_line(exc: BaseException) -> str:
+    """``cell In[5], line 3, in max_pool2d: `out = x.view(n, -1)` `` for the deepest frame
+    of ``exc``'s traceback in the learner's own code; ``""`` when there is none."""
+    import linecache
+
+    frame = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if _is_learner_file(tb.tb_frame.f_code.co_filename):
+            frame = tb
+        tb = tb.tb_next
+    if frame is None:
+        return ""
+    code = frame.tb_frame.f_code
+    text = f"{_code_name(code.co_filename)}, line {frame.tb_lineno}"
+    if code.co_name != "<module>":
+        text += f", in {code.co_name}"
+    source = linecache.getline(code.co_filename, frame.tb_lineno).strip()
+    return f"{text}: `{source}`" if source else text
 
 
 def _innermost(exc: BaseException):

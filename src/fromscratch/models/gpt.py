@@ -466,7 +466,8 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: tor
 def train_lm(model: nn.Module, train_ids: torch.Tensor, recipe: Optional[LMRecipe] = None,
              *, steps: Optional[int] = None, seconds: Optional[float] = None,
              val_ids: Optional[torch.Tensor] = None, eval_at: tuple = (), seed: int = 0,
-             block: Optional[int] = None, device: Optional[torch.device] = None) -> LMRun:
+             block: Optional[int] = None, device: Optional[torch.device] = None,
+             progress: Optional[bool] = None, desc: str = "training") -> LMRun:
     """Train ``model`` (ids ``(B, T)`` to logits ``(B, T, V)``; windows of ``block``
     tokens, by default its ``config.block_size``) on random windows of ``train_ids`` for
     ``steps`` steps or for ``seconds`` of training time (exactly one of them).
@@ -475,8 +476,14 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, recipe: Optional[LMRecip
     recipes are compared on one machine (``tools/llm_search.py``). ``eval_at`` lists
     training times (with ``seconds``) or steps (with ``steps``) at which the validation
     loss on ``val_ids`` is measured; the clock stops while it is.
+
+    A progress bar (steps, or seconds of training time, and the last loss) shows while it
+    trains unless ``progress=False`` or ``FROMSCRATCH_PROGRESS=0`` (the notebook builds and
+    tests set it, so stored outputs hold no bar).
     """
     import time
+
+    from ..config import progress_enabled
 
     if (steps is None) == (seconds is None):
         raise ValueError("give exactly one budget: steps=... or seconds=...")
@@ -493,24 +500,38 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, recipe: Optional[LMRecip
     run = LMRun(train_loss=[], evals=[])
     pending = sorted(eval_at)
     elapsed = 0.0
-    while True:
-        done = run.steps / steps if steps is not None else elapsed / seconds
-        while pending and (pending[0] <= (run.steps if steps is not None else elapsed)):
-            run.evals.append((elapsed, run.steps, lm_loss(model, val_ids, block)))
-            model.train()
-            pending.pop(0)
-        if done >= 1:
-            break
-        start = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = recipe.lr_at(run.steps, done)
-        x, y = random_windows(train_ids, block, recipe.batch_size, generator)
-        with torch.autocast(device.type, dtype=torch.bfloat16,
-                            enabled=recipe.precision == "bfloat16"):
-            loss = next_token_loss(model, x.to(device), y.to(device))
-        run.train_loss.append(optimizer_step(model, optimizer, loss, recipe.grad_clip))
-        run.steps += 1
-        elapsed += time.perf_counter() - start
+    bar = None
+    if progress_enabled() if progress is None else progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps if steps is not None else seconds, desc=desc, leave=False,
+                   unit="step" if steps is not None else "s")
+    try:
+        while True:
+            done = run.steps / steps if steps is not None else elapsed / seconds
+            while pending and (pending[0] <= (run.steps if steps is not None else elapsed)):
+                run.evals.append((elapsed, run.steps, lm_loss(model, val_ids, block)))
+                model.train()
+                pending.pop(0)
+            if done >= 1:
+                break
+            start = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr_at(run.steps, done)
+            x, y = random_windows(train_ids, block, recipe.batch_size, generator)
+            with torch.autocast(device.type, dtype=torch.bfloat16,
+                                enabled=recipe.precision == "bfloat16"):
+                loss = next_token_loss(model, x.to(device), y.to(device))
+            run.train_loss.append(optimizer_step(model, optimizer, loss, recipe.grad_clip))
+            run.steps += 1
+            took = time.perf_counter() - start
+            elapsed += took
+            if bar is not None:
+                bar.update(1 if steps is not None else took)
+                bar.set_postfix(loss=f"{run.train_loss[-1]:.3f}", refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
     run.seconds = elapsed
     return run
 
