@@ -89,12 +89,14 @@ def _exercise_paths(notebook: Path) -> set:
 
 def test_the_exercise_files_the_notebooks_name_open_from_where_the_readme_starts_lab(tmp_path):
     """Each exercise's prompt names its file (``exercises/cnn/ex1_max_pool.py``). Lab
-    shows only what is under the folder it starts in: the README's commands start it in
+    shows only what is under the folder it starts in: the README's and the website's commands start it in
     the working copy or the repository, where that path is reachable, and the working copy
     holds every file a notebook names and the page the chapters link to (``../intro.md``)."""
-    readme = (ROOT / "README.md").read_text()
-    starts = re.findall(r"\.venv/bin/jupyter lab\b([^`\n]*)`", readme)
-    assert starts, "the README's learner section tells how to start JupyterLab"
+    starts = []
+    for page in ("README.md", "intro.md"):  # the README's learner section, the website's
+        found = re.findall(r"\.venv/bin/jupyter lab\b([^`\n]*)`", (ROOT / page).read_text())
+        assert found, f"{page} tells how to start JupyterLab"
+        starts += found
     ws = tmp_path / "workspace"
     make_workspace(ws, ROOT)
     notebooks = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))

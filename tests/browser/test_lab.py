@@ -5,7 +5,9 @@ virtual environment, as the README tells learners to start it.
 * nbgrader's Validate button does not report success for a wrong answer;
 * an exercise check run after a restart (nothing above it run) says what to run;
 * an interactive explorer's figure is still there after the notebook is saved and opened
-  again (the widget itself is gone then: its model lived in the old kernel session).
+  again (the widget itself is gone then: its model lived in the old kernel session);
+* the chapters' MyST markup renders (``jupyterlab-myst``): the learning-objectives box,
+  glossary roles and section links, and a citation reads as its key, not as raw markup.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def lab(tmp_path_factory):
     next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")).source = WRONG
     nbformat.write(nb, root / "wrong.ipynb")
     shutil.copy(ROOT / "chapters" / "02_rnn.ipynb", root / "02_rnn.ipynb")
+    shutil.copy(ROOT / "chapters" / "01_cnn.ipynb", root / "01_cnn.ipynb")
     explorer = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(EXPLORER)])
     explorer.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
@@ -172,5 +175,29 @@ def test_an_explorer_figure_survives_save_and_reopen(browser_context, lab):
         image = page.locator(".jp-CodeCell").first.locator(".jp-OutputArea img").first
         image.wait_for()
         assert image.evaluate("img => img.naturalWidth > 0 && img.getBoundingClientRect().width > 50")
+    finally:
+        page.close()
+
+
+@pytest.mark.lab
+def test_myst_markup_renders_in_jupyterlab(browser_context, lab):
+    """Chapter 1's opening cell: an admonition with glossary roles, a citation and a table of
+    section links. Without MyST in JupyterLab they show as a code block and raw roles."""
+    page = _open(browser_context, lab, "01_cnn.ipynb")
+    try:
+        cell = page.locator(".jp-MarkdownCell", has_text="Learning objectives").first
+        cell.scroll_into_view_if_needed()
+        box = cell.locator("aside", has_text="Learning objectives").first
+        box.wait_for()  # the admonition is a box of its own, not a code block
+        assert box.evaluate("e => getComputedStyle(e).borderLeftWidth !== '0px'")
+        text = cell.inner_text()  # the rendered text (the hidden editor is left out)
+        for raw in ("{term}", "{cite:p}", "```", "{admonition}", ":class:"):
+            assert raw not in text, f"raw MyST {raw!r} shows in JupyterLab:\n{text[:1500]}"
+        assert "lecun1998gradient" in text  # a citation reads as its key
+        assert box.locator("a", has_text="convolution").count() == 1  # {term}`convolution`
+        link = cell.locator("a", has_text="Learned filters").first  # [..](learned-filters)
+        link.hover()  # a section link previews its section
+        preview = page.locator(".hover-card-content", has_text="Filters").first
+        preview.wait_for(timeout=20_000)
     finally:
         page.close()
