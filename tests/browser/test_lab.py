@@ -195,9 +195,12 @@ def test_myst_markup_renders_in_jupyterlab(browser_context, lab):
             assert raw not in text, f"raw MyST {raw!r} shows in JupyterLab:\n{text[:1500]}"
         assert "lecun1998gradient" in text  # a citation reads as its key
         assert box.locator("a", has_text="convolution").count() == 1  # {term}`convolution`
-        link = cell.locator("a", has_text="Learned filters").first  # [..](learned-filters)
-        link.hover()  # a section link previews its section
-        preview = page.locator(".hover-card-content", has_text="Filters").first
-        preview.wait_for(timeout=20_000)
+        # [Learned filters](learned-filters): a link to the section's label, which marks
+        # that section's heading (no raw "(learned-filters)=" line above it)
+        link = cell.locator("a", has_text="Learned filters").first
+        assert link.get_attribute("href") == "#learned-filters"
+        heading = page.locator(".jp-MarkdownCell #learned-filters").first
+        heading.wait_for(state="attached")
+        assert heading.evaluate("e => /^H[1-6]$/.test(e.tagName)")
     finally:
         page.close()
