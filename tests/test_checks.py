@@ -313,7 +313,8 @@ def test_a_crash_inside_a_check_names_the_learners_line():
     r = check_function("demo", flatten_then_scale, _ref, cases)
     number, line = _where(flatten_then_scale, "view(3, -1)")
     assert r.status == "failed" and "raised RuntimeError" in r.text
-    assert f"test_checks.py, line {number}, in flatten_then_scale: `{line}`" in r.text, r.text
+    assert (f"(in your code, line {number} of `flatten_then_scale` in test_checks.py: {line})"
+            in r.text), r.text
     # a crash inside PyTorch called by the learner still names the learner's line, not
     # PyTorch's; one in the course's own code (no learner frame) names no line
     class Broken(torch.nn.Module):
@@ -324,7 +325,7 @@ def test_a_crash_inside_a_check_names_the_learners_line():
 
     r = check_output_shape("demo", Broken(), torch.ones(2, 4), (2, 3), "a (2, 4) batch", "h")
     number, line = _where(Broken.forward, "linear(")
-    assert f"line {number}, in forward: `{line}`" in r.text, r.text
+    assert f"line {number} of `forward` in test_checks.py: {line})" in r.text, r.text
 
 
 _CELL = """import torch
@@ -369,4 +370,5 @@ def test_a_crash_in_a_notebook_cell_names_the_cell_and_its_line(tmp_path):
     assert len(lines) == 2, out.stdout
     for line in lines:
         assert "raised RuntimeError" in line, line
-        assert "(cell In[2], line 5, in pool: `return x.view(n, 5, -1).amax(-1)`)" in line, line
+        assert ("(in your code, line 5 of `pool` in cell In[2]: "
+                "return x.view(n, 5, -1).amax(-1))") in line, line

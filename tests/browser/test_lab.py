@@ -196,9 +196,12 @@ def test_myst_markup_renders_in_jupyterlab(browser_context, lab):
         assert "lecun1998gradient" in text  # a citation reads as its key
         assert box.locator("a", has_text="convolution").count() == 1  # {term}`convolution`
         # [Learned filters](learned-filters): a link to the section's label, which marks
-        # that section's heading (no raw "(learned-filters)=" line above it)
+        # that section's heading (no raw "(learned-filters)=" line above it). MyST resolves
+        # it once the whole notebook is parsed, a moment after the first cells show.
+        from playwright.sync_api import expect
+
         link = cell.locator("a", has_text="Learned filters").first
-        assert link.get_attribute("href") == "#learned-filters"
+        expect(link).to_have_attribute("href", "#learned-filters", timeout=30_000)
         heading = page.locator(".jp-MarkdownCell #learned-filters").first
         heading.wait_for(state="attached")
         assert heading.evaluate("e => /^H[1-6]$/.test(e.tagName)")

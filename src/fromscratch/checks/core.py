@@ -178,33 +178,8 @@ def compare(expected: Any, received: Any, atol: float = 1e-5, rtol: float = 1e-4
 
 
 def _short_error(exc: BaseException) -> str:
-    """The exception's type and first line, then where in the learner's own code it was
-    raised (their cell, line number and source line), when that can be found."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
-    where = _learner_line(exc)
-    return f"{text} ({where})" if where else text
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _is_learner_file(filename: str) -> bool:
-    """Code the learner wrote (a notebook cell, their own file, an exercise's answer run by
-    :func:`fromscratch.exercises.run`), not the course package, an installed library or
-    Python itself."""
-    if filename.startswith("<frozen") or filename in ("<string>", "<stdin>"):
-        return False
-    if filename.startswith("<"):  # <ipython-input-...>, <exercise solution>
-        return True
-    path = os.path.abspath(filename)
-    parts = path.replace("\\", "/").split("/")
-    if "site-packages" in parts or "dist-packages" in parts:
-        return False
-    if path.startswith(_PACKAGE_DIR + os.sep):
-        return False
-    stdlib = os.path.dirname(os.__file__)
-    return not path.startswith(stdlib + os.sep)
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
 def _code_name(filename: str) -> str:
@@ -222,27 +197,6 @@ def _code_name(filename: str) -> str:
         number = filename[len("<ipython-input-"):].split("-")[0]
         return f"cell In[{number}]" if number.isdigit() else filename
     return filename if filename.startswith("<") else os.path.basename(filename)
-
-
-def _learner_line(exc: BaseException) -> str:
-    """``cell In[5], line 3, in max_pool2d: `out = x.view(n, -1)` `` for the deepest frame
-    of ``exc``'s traceback in the learner's own code; ``""`` when there is none."""
-    import linecache
-
-    frame = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if _is_learner_file(tb.tb_frame.f_code.co_filename):
-            frame = tb
-        tb = tb.tb_next
-    if frame is None:
-        return ""
-    code = frame.tb_frame.f_code
-    text = f"{_code_name(code.co_filename)}, line {frame.tb_lineno}"
-    if code.co_name != "<module>":
-        text += f", in {code.co_name}"
-    source = linecache.getline(code.co_filename, frame.tb_lineno).strip()
-    return f"{text}: `{source}`" if source else text
 
 
 def _innermost(exc: BaseException):
@@ -279,8 +233,11 @@ def _where(exc: BaseException) -> str:
         tb = tb.tb_next
     if found is None:
         return ""
-    text = linecache.getline(found.tb_frame.f_code.co_filename, found.tb_lineno).strip()
+    filename = found.tb_frame.f_code.co_filename
+    text = linecache.getline(filename, found.tb_lineno).strip()
     where = f"line {found.tb_lineno} of `{found.tb_frame.f_code.co_name}`"
+    if filename not in ("<string>", "<stdin>"):  # the notebook cell or file it is in
+        where += f" in {_code_name(filename)}"
     return f" (in your code, {where}" + (f": {text})" if text else ")")
 
 
@@ -1196,7 +1153,8 @@ def check_output_shape(exercise: str, model, x: torch.Tensor, expected_shape: tu
     try:
         out = model(x)
     except Exception as exc:
-        return failed(exercise, [f"the model raised {_short_error(exc)}", f"input: {input_text}",
+        return failed(exercise, [f"the model raised {_short_error(exc)}{_where(exc)}",
+                                 f"input: {input_text}",
                                  f"hint: {hint}"], strict)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(expected_shape):
         got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else describe(out)
@@ -1476,7 +1434,7 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     except CheckFailed:
         raise
     except Exception as exc:
-        return failed(exercise, [f"training the model raised {_short_error(exc)}",
+        return failed(exercise, [f"training the model raised {_short_error(exc)}{_where(exc)}",
                                  f"hint: {shape_hint}"], strict)
     lines = course_model_inside(model, refuse_classes)
     if lines:
