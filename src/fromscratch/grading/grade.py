@@ -348,6 +348,10 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
     """Start the sandbox, feed it the job, read events and output, all within bounded time."""
     box = sandbox.Sandbox(isolation, limits, notebook=notebook,
                           notebook_name=submissions.safe_name(name))
+    judged = bool(job.get("exercises"))
+    if judged:  # the judge's requests to the sandbox (see fromscratch.grading.judge)
+        requests_read, requests_write = os.pipe()
+        job = dict(job, requests_fd=box._keep(requests_read))
     job_fd = box._memfd(json.dumps(job).encode("utf-8"), "job")
     read_end, write_end = os.pipe()
     box._keep(write_end)
@@ -372,12 +376,21 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
     limit = options.max_output_kb * 1024
     events, buffer, tail = [], b"", b""
     output_bytes, timed_out = 0, False
+    judge = None
+    if judged:
+        judge, events_end = _start_judge(job, read_end, requests_write, state)
+        if judge is None:
+            box.close()
+            return _Run([{"event": "start-failed", "error": "the judge did not start"}], 0,
+                        b"", False, False, None, 0.0)
+        read_end = events_end  # the grader reads the judge's verdicts, not the sandbox's
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, **kwargs)
     except OSError as exc:
         box.close()
         os.close(read_end)
+        _stop(judge)
         return _Run([{"event": "start-failed", "error": str(exc)}], 0, b"", False, False,
                     None, 0.0)
     box.close()  # the sandbox holds its own copies now
@@ -426,6 +439,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        _stop(judge)
         selector.close()
         proc.stdout.close()
         os.close(read_end)
@@ -433,6 +447,55 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
             shutil.rmtree(workdir, ignore_errors=True)
     return _Run(events, output_bytes, tail, output_bytes > limit, timed_out, proc.returncode,
                 time.monotonic() - started)
+
+
+def _start_judge(job: dict, sandbox_events: int, requests: int, state: bytes | None):
+    """Start the judge (:mod:`fromscratch.grading.judge`) beside the sandbox: a pristine
+    process outside it, with the environment graded code gets, that reads the sandbox's
+    events, sends it the check's calls and writes the verdicts. Returns ``(process, the
+    read end of its verdicts)``; the descriptors handed to it are closed here."""
+    def memfd(data: bytes, label: str) -> int:
+        fd = os.memfd_create(label)
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    verdicts_read, verdicts_write = os.pipe()
+    fds = [memfd(json.dumps(job).encode("utf-8"), "judge-job"), sandbox_events, requests,
+           verdicts_write]
+    if state is not None:
+        fds.append(memfd(state, "judge-state"))
+    home = tempfile.mkdtemp(prefix="fromscratch-judge-")
+    env = sandbox.kernel_env()
+    env.update(HOME=home, TMPDIR=home, MPLCONFIGDIR=home)
+    try:
+        proc = subprocess.Popen([sys.executable, "-I", "-m", "fromscratch.grading.judge",
+                                 *map(str, fds)], pass_fds=tuple(fds), env=env, cwd=home,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                start_new_session=True)
+        proc.home = home
+    except OSError:
+        proc = None
+        shutil.rmtree(home, ignore_errors=True)
+        os.close(verdicts_read)
+    for fd in fds:
+        os.close(fd)
+    return proc, (verdicts_read if proc is not None else None)
+
+
+def _stop(judge) -> None:
+    if judge is None:
+        return
+    if judge.poll() is None:
+        try:
+            os.killpg(judge.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            judge.kill()
+    try:
+        judge.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    shutil.rmtree(judge.home, ignore_errors=True)
 
 
 def _score(result: StudentResult, manifest, run: _Run, options: Options) -> None:
