@@ -1,29 +1,30 @@
-"""The program that grades one submission inside its sandbox.
+"""The program that runs one submission's answers inside its sandbox.
 
-``python -I -m fromscratch.grading.checker JOB_FD RESULT_FD`` (PID 1 of the sandbox, see
+``python -I -m fromscratch.grading.checker JOB_FD EVENTS_FD`` (PID 1 of the sandbox, see
 :mod:`fromscratch.grading.sandbox`). It reads the job (set-up cells, and per exercise the
-learner's answer cell and the pristine check) from ``JOB_FD`` and writes one JSON line per
-event to ``RESULT_FD``, the only channel back to the grader. It never runs learner code
-itself:
+learner's answer cell and the pristine check) from ``JOB_FD``, writes one JSON line per
+event to ``EVENTS_FD`` (read by the judge, :mod:`fromscratch.grading.judge`, outside the
+sandbox) and reads the judge's requests from the job's ``requests_fd``. It never runs
+learner code itself, and it decides nothing:
 
 1. it sets the resource limits, imports torch, the course package and the checks, and runs
-   the assignment's pristine set-up cells (for example training the CNN a check measures);
-2. for each exercise it forks a child that closes the result channel, then runs **only
-   that exercise's answer cell**, puts back every function the checks rely on that the
-   answer replaced (and reports it), re-imports the checks from their read-only files and
-   runs the pristine check on the answer. The child reports to this process over a
-   private pipe; answer and check each have a time limit; afterwards every process in the
-   sandbox but this one is killed and the work copy emptied, so the next exercise starts
-   clean;
+   the assignment's pristine set-up cells (or loads their saved result);
+2. for each exercise it forks a child that runs **only that exercise's answer cell**,
+   puts back every function the checks rely on that the answer replaced (and reports
+   it), and then serves the judge's requests: each call of the answer's function the
+   judge's check makes (run under the check's guard), a model exercise's training up to
+   the model's outputs on the judge's inputs, or, for a check that needs the model
+   object itself, the whole check. Every reply is plain data
+   (:mod:`fromscratch.grading.wire`); this process passes requests and replies on with
+   time and size limits. Afterwards every process in the sandbox but this one is killed
+   and the work copy emptied, so the next exercise starts clean;
 3. this process is not dumpable (no ``/proc/1/mem`` or ``/proc/1/fd`` for the children)
    and, as PID 1 of its namespace, cannot be killed from inside it.
 
-An answer cell therefore cannot touch another exercise's check, another submission, the
-grader or the gradebook. What it *can* still do, since the check calls it in the same
-process, is subvert its own exercise's check from inside (for example by writing a
-forged result to the child's pipe); attempts the child notices (replaced functions,
-classes of the course package changed, writes outside the work copy, signals,
-``gc``/``ctypes`` introspection) are reported and make the status ``tampered``.
+What the child notices (replaced functions, classes of the course package changed,
+writes outside the work copy, signals, ``gc``/``ctypes`` introspection) is reported with
+the exercise's end event and makes the status ``tampered``; it is best effort, since it is
+observed in the answer's own process. The verdicts are the judge's.
 """
 
 from __future__ import annotations

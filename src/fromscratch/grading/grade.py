@@ -581,6 +581,8 @@ def _score_exercise(result, exercise, event, options) -> None:
                                 + " (put back before the check ran)"))
     for note in (event.get("subprocesses") or [])[:3]:
         result.notes.append(f"{ex_id}: started a subprocess ({note})")
+    for note in (event.get("notes") or [])[:3]:
+        result.notes.append(f"{ex_id}: {note}")
     payload = event.get("result")
     if not isinstance(payload, dict):
         if outcome == "ok" and not event.get("answer_ran"):

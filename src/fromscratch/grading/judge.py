@@ -35,6 +35,8 @@ import sys
 import time
 import types
 
+from ..checks.core import AnswerElsewhere
+
 _STATUSES = ("passed", "failed", "not attempted")
 
 
@@ -132,7 +134,7 @@ def _forbid_spec(forbid: list) -> list:
     return out
 
 
-class Answer:
+class Answer(AnswerElsewhere):
     """A function the answer cell defined, living in the sandbox (see the module doc)."""
 
     def __init__(self, name: str, exercise: str, link: _Link):
@@ -149,7 +151,13 @@ class Answer:
 
         payload = {"name": self.__name__, "args": args, "kwargs": kwargs,
                    "forbid": _forbid_spec(forbid), "rng": torch.get_rng_state()}
-        reply = self._link.ask(self._exercise, {"op": "call", "payload": _dumps(payload)})
+        try:
+            data = _dumps(payload)
+        except Exception:  # noqa: BLE001 - an argument that cannot be sent (a local class)
+            from ..checks.core import RunInAnswerProcess
+
+            raise RunInAnswerProcess(self._exercise) from None
+        reply = self._link.ask(self._exercise, {"op": "call", "payload": data})
         if isinstance(reply.get("refused"), str):
             from ..checks.core import UsedForbidden
 
