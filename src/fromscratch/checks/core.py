@@ -1108,12 +1108,12 @@ def model_numbers(model, probe: Optional[torch.Tensor] = None) -> int:
     if isinstance(model, ModelSummary):
         return model.numbers
     seen: dict = {}
-    _reachable(model, seen, set(), 0)
-    if probe is not None:
+    if probe is not None:  # first: a table the model fills lazily is then there to count
         try:
             _used_in_forward(model, probe, seen)
         except Exception:  # noqa: BLE001 - a model that fails here fails its shape check
             pass
+    _reachable(model, seen, set(), 0)
     return int(sum(seen.values()))
 
 
@@ -1154,12 +1154,12 @@ def _reachable(obj, seen: dict, visited: set, depth: int) -> None:
             if not isinstance(v, (int, float, str, bytes)):
                 _reachable(v, seen, visited, depth + 1)
         return
-    if isinstance(obj, dict):
+    if isinstance(obj, dict):  # a lookup table: its keys are data too
         numbers = sum(1 for v in obj.values() if isinstance(v, (int, float)))
         if numbers > 16:
             seen[("d", id(obj))] = numbers
-        for v in obj.values():
-            if not isinstance(v, (int, float, str, bytes)):
+        for v in list(obj.values()) + [k for k in obj if not isinstance(k, str)]:
+            if not isinstance(v, (int, float, str)):
                 _reachable(v, seen, visited, depth + 1)
         return
     if isinstance(obj, (bytes, bytearray)):
