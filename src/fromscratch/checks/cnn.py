@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from .core import (
     Case,
     Evaluation,
+    accuracy_evaluation,
     call_learner,
     check_function,
     check_measurement,
@@ -206,7 +207,7 @@ def digit_evaluation() -> Evaluation:
     new order, each pixel moved by up to 0.01 (a sixth of one grey level), so that a model
     that looks its input up in the course's copy of the digits finds no exact match; the
     labels stay with the judge."""
-    def inputs(g):
+    def data(g):
         from ..data import load_digits_split
 
         X, y = load_digits_split().test
@@ -214,18 +215,9 @@ def digit_evaluation() -> Evaluation:
             order = torch.randperm(len(y), generator=g)
             noise = (torch.rand(X.shape, generator=g) - 0.5) * 0.02
             X, y = X[order] + noise, y[order]
-        return {"images": X}, y
+        return X, y
 
-    def predict(model, inputs):
-        return {"logits": model(inputs["images"])}
-
-    def score(outputs, labels):
-        logits = outputs.get("logits") if isinstance(outputs, dict) else None
-        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(labels), 10):
-            raise ValueError(f"expected logits of shape ({len(labels)}, 10)")
-        return (logits.double().argmax(dim=-1) == labels).double().mean().item()
-
-    return Evaluation(inputs, predict, score)
+    return accuracy_evaluation(data)
 
 
 def blank_rows(X: torch.Tensor, start: int, stop: int) -> torch.Tensor:

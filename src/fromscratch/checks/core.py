@@ -1028,6 +1028,34 @@ class Evaluation:
     score: Callable
 
 
+def accuracy_evaluation(data: Callable) -> Evaluation:
+    """The :class:`Evaluation` of a classifier scored by accuracy: ``data(g)`` returns
+    ``(X, y)``, the evaluation inputs and their labels (``g`` as in
+    :class:`Evaluation`); the model's logits ``(..., classes)`` on ``X`` are compared with
+    ``y`` ``(...)`` by their arg-max."""
+    def inputs(g):
+        X, y = data(g)
+        return {"x": X}, y
+
+    def predict(model, given):
+        return {"logits": model(given["x"])}
+
+    def score(outputs, labels):
+        logits = outputs.get("logits") if isinstance(outputs, dict) else None
+        if not isinstance(logits, torch.Tensor) or logits.dim() != labels.dim() + 1 or \
+                tuple(logits.shape[:-1]) != tuple(labels.shape):
+            raise ValueError(f"expected logits of shape {tuple(labels.shape)} + (classes,), "
+                             f"received {describe(logits)}")
+        return (logits.double().argmax(dim=-1) == labels).double().mean().item()
+
+    return Evaluation(inputs, predict, score)
+
+
+def drawn_seed(g: Optional[torch.Generator], default: int) -> int:
+    """``default`` in a notebook (``g`` is None), else a seed drawn with ``g``."""
+    return default if g is None else int(torch.randint(2 ** 31 - 1, (1,), generator=g))
+
+
 @dataclass
 class ModelSummary:
     """What the judge knows about a model trained in the answer's process: how many
