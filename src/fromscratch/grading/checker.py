@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     import fromscratch
 
     package_path = list(fromscratch.__path__)
-    requests = os.fdopen(job["requests_fd"], "rb", buffering=0) \
+    requests = os.fdopen(job["requests_fd"], "rb") \
         if job.get("requests_fd") is not None else None
     for exercise in job["exercises"]:
         began = time.monotonic()
@@ -457,7 +457,7 @@ def _child(exercise: dict, ns: dict, snapshot: dict, package_path: list, fd: int
     core, _ = _fresh_checks(exercise["chapter"], package_path)
     from . import wire
 
-    asks = os.fdopen(ask_fd, "rb", buffering=0)
+    asks = os.fdopen(ask_fd, "rb")
     while True:
         line = asks.readline()
         try:
