@@ -88,8 +88,10 @@ print("device:", device())
 # refused without asking); check_function(fresh=...) and check_measurement(fresh=...)
 # add an input drawn at check time; a measurement's feedback never prints the right
 # value; check_trained_model(refuse_classes=...) refuses the course's model of the piece
-# anywhere in model.modules(). Probes test lengths and positions beyond any constant a
-# learner might hard-code, and tests/test_cheats.py holds one shortcut per class for
+# anywhere the model holds it (core.held_objects) and traces its forward throughout;
+# generated digits must pass generative.copy_test. Probes test token ids from the whole
+# vocabulary, lengths and positions beyond any constant a learner might hard-code, and
+# targets drawn at check time; tests/test_cheats.py holds one shortcut per class for
 # every exercise. -->
 
 # %%

@@ -16,7 +16,9 @@ Output rules (one mechanism for every chapter; nothing is tagged cell by cell):
 * A measured value printed with its spread over seeds, ``0.67 ± 0.06`` (mean ± standard
   deviation), matches within that committed spread when it is wider than the rule above:
   the chapter states how much the number moves between runs, and a different CPU is
-  another run. The spread itself is compared by the usual rules.
+  another run. The spread itself (a standard deviation over a few seeds, itself uncertain
+  by about half its size at three seeds) matches by the usual rules or within a factor of
+  ``SPREAD_FACTOR``.
 * A number in scientific notation (``1.3e-11``) matches within ``SCIENTIFIC_REL``.
   Float noise itself (a largest difference of 2.9e-06) is not meant to be printed: the
   chapters print a bound (``< 1e-05``, see ``fromscratch.report.bound``).
@@ -43,6 +45,7 @@ from fromscratch import exercises  # noqa: E402
 DECIMAL_ABS = 0.03  # 3 points of accuracy
 DECIMAL_REL = 0.05  # 5% of a loss, perplexity or ratio
 SCIENTIFIC_REL = 0.10
+SPREAD_FACTOR = 2.0  # a spread from 3 seeds may halve or double on another run
 IGNORE_TAG = "nbval-ignore-output"
 _ROUNDING = 1e-9  # 0.27 - 0.24 is 0.030000000000000027 in floats: still within 3 points
 
@@ -106,7 +109,8 @@ def text_difference(committed: str, fresh: str) -> str | None:
         if i % 2 == 0:
             if _SPACES.sub(" ", x) != _SPACES.sub(" ", y):
                 return _first_text_difference(committed, fresh)
-        elif not (numbers_match(x, y) or _within_stated_spread(a, i, y)):
+        elif not (numbers_match(x, y) or _within_stated_spread(a, i, y)
+                  or _spread_within_factor(a, i, y)):
             context = "".join(a[max(0, i - 1):i]).strip()[-40:]
             return (f"number after {context!r}: committed {x}, now {y} "
                     f"(outside the tolerance for {_kind(x)} numbers)")
@@ -120,6 +124,15 @@ def _within_stated_spread(committed_tokens: list, i: int, fresh: str) -> bool:
         return False
     spread = abs(_value(committed_tokens[i + 2]))
     return abs(_value(committed_tokens[i]) - _value(fresh)) <= spread + _ROUNDING
+
+
+def _spread_within_factor(committed_tokens: list, i: int, fresh: str) -> bool:
+    """Whether number ``i`` is the spread of a ``mean ± spread`` and ``fresh`` is within a
+    factor of ``SPREAD_FACTOR`` of it."""
+    if i < 2 or not committed_tokens[i - 1].strip().endswith("±"):
+        return False
+    a, b = abs(_value(committed_tokens[i])), abs(_value(fresh))
+    return min(a, b) > 0 and max(a, b) <= SPREAD_FACTOR * min(a, b) + _ROUNDING
 
 
 def _first_text_difference(committed: str, fresh: str) -> str:

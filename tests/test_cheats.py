@@ -2,9 +2,14 @@
 names the problem and does not give the right value away (issue 17).
 
 The classes: (1) reaching a correct implementation the course ships (the check's own
-reference or helpers, the package's model code, PyTorch's equivalent), however it is
-reached; (2) copying a measurement from the feedback; (3) the course's model inside a
-wrapper; (4) shortcuts that satisfy a probe but not the task."""
+reference or helpers, the package's model code, PyTorch's equivalent, PyTorch's private
+decompositions and KL formulas, a verbatim copy run through ``exec``), however it is
+reached, and switching the check's tracing off; (2) copying a measurement from the
+feedback; (3) the course's model inside a wrapper or hidden from ``model.modules()``;
+(4) shortcuts that satisfy a probe but not the task; (5) copy machines: generators that
+return stored (or shifted) real digits, a VAE that hands its input around the bottleneck;
+(6) a library's NotImplementedError inside an attempted answer is an error, not "not
+attempted"."""
 
 import re
 
@@ -74,7 +79,7 @@ _stored = _acc(cnn_model, _b(split.X_test, 0, 4), split.y_test)
 
 def measure_top_half_blanked(model, X, y):
     return _stored
-""", "your function returned the same number as for the first input"),
+""", "likely mistake: your function"),
     ("cnn-occlusion", "keyed on the input size", """
 from fromscratch.training import accuracy as _acc
 _by_size = {len(split.X_test): _acc(cnn_model, split.X_test.clone().index_fill_(-2,
@@ -460,6 +465,410 @@ def accuracy_under_noise(images, labels, t, schedule):
 ]
 
 
+SWITCHED_OFF = "switches off the check's tracing"
+COPY = "runs a copy of"
+
+#: Found by a reviewer after the first round of fixes (issue 17): one example per class
+#: and exercise kind.
+CHEATS += [
+    # --- (1) PyTorch's private decompositions and KL formulas ---------------------------
+    ("cnn-max-pool", "PyTorch's max-pool decomposition", """
+from torch._decomp.decompositions import _max_pool_nd_with_indices as _mp
+
+def max_pool2d(x, kernel_size, stride=None):
+    s = stride or kernel_size
+    return _mp(x, [kernel_size] * 2, [s] * 2, [0, 0], [1, 1], False, 2)[0]
+""", "torch._decomp"),
+    ("rnn-gru-step", "PyTorch's GRU-cell decomposition", """
+from torch._decomp.decompositions import gru_cell_data as _g
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    return _g(x, h, weight_ih, bias_ih, weight_hh, bias_hh)
+""", "torch._decomp"),
+    ("gan-losses", "PyTorch's BCE-with-logits decomposition", """
+import torch
+from torch._decomp.decompositions import binary_cross_entropy_with_logits as _b
+
+def d_loss(real_logits, fake_logits):
+    return (_b(real_logits, torch.ones_like(real_logits))
+            + _b(fake_logits, torch.zeros_like(fake_logits)))
+
+def g_loss(fake_logits):
+    return _b(fake_logits, torch.ones_like(fake_logits))
+""", "torch._decomp"),
+    ("vae-reparameterize", "PyTorch's private KL of two multivariate normals", """
+import torch
+from torch.distributions import kl as _kl, MultivariateNormal as _MVN
+
+def sample_z(mu, logvar, eps):
+    return mu + torch.exp(0.5 * logvar) * eps
+
+def kl_term(mu, logvar):
+    q = _MVN(mu, scale_tril=torch.diag_embed(torch.exp(0.5 * logvar)))
+    p = _MVN(torch.zeros_like(mu), scale_tril=torch.diag_embed(torch.ones_like(mu)))
+    return _kl._kl_multivariatenormal_multivariatenormal(q, p)
+""", "torch.distributions.kl"),
+    # --- (1) answer code that claims a library file name ----------------------------------
+    ("transformer-sorter", "torch.sort in a forward compiled under a standard-library name", """
+import torch, torch.nn as nn, torch.nn.functional as F
+from fromscratch.models.transformer import MultiHeadAttention
+
+_src = (
+    "def forward(self, x):\\n"
+    "    a = self.attn(self.emb(x))\\n"
+    "    out = torch.sort(x, dim=1).values\\n"
+    "    return F.one_hot(out, self.vocab).float() * 10 + 0 * a.sum(-1, keepdim=True)\\n")
+_ns = {"torch": torch, "F": F}
+exec(compile(_src, "<frozen importlib._bootstrap>", "exec"), _ns)
+
+class _Sorter(nn.Module):
+    forward = _ns["forward"]
+
+    def __init__(self, vocab, length):
+        super().__init__()
+        self.vocab = vocab
+        self.emb = nn.Embedding(vocab, 16)
+        self.attn = MultiHeadAttention(16, 2)
+
+def make_sorter(vocab_size, length):
+    return _Sorter(vocab_size, length)
+""", "torch.sort"),
+    # --- (1) switching the tracing off ----------------------------------------------------
+    ("rnn-gru-step", "PyTorch's dispatch modes switched off", """
+import torch
+from torch.utils._python_dispatch import _disable_current_modes
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    with _disable_current_modes():
+        return torch.ops.aten.gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+""", SWITCHED_OFF),
+    ("gan-losses", "PyTorch's Python dispatch excluded with a C guard", """
+import torch
+
+def _bce(logits, target):
+    with torch._C._DisableTorchDispatch():
+        return torch.ops.aten.binary_cross_entropy_with_logits.default(logits, target)
+
+def d_loss(real_logits, fake_logits):
+    return (_bce(real_logits, torch.ones_like(real_logits))
+            + _bce(fake_logits, torch.zeros_like(fake_logits)))
+
+def g_loss(fake_logits):
+    return _bce(fake_logits, torch.ones_like(fake_logits))
+""", SWITCHED_OFF),
+    ("cnn-max-pool", "the guard found with the garbage collector and switched off", """
+import gc
+import torch.nn.functional as F
+
+def max_pool2d(x, kernel_size, stride=None):
+    for obj in gc.get_objects():
+        if type(obj).__name__ == "Guard":
+            obj._run = None
+    return F.max_pool2d(x, kernel_size, stride or kernel_size)
+""", SWITCHED_OFF),
+    ("cnn-max-pool", "the guard looked for through the frames", """
+import inspect
+import torch.nn.functional as F
+
+def max_pool2d(x, kernel_size, stride=None):
+    frame = inspect.currentframe()
+    while frame is not None:
+        frame.f_locals.pop("watching", None)
+        frame = frame.f_back
+    return F.max_pool2d(x, kernel_size, stride or kernel_size)
+""", SWITCHED_OFF),
+    # --- (1) verbatim copies run through exec ---------------------------------------------
+    ("llm-top-p", "a copy of the course's top-p filter", """
+import inspect, torch, torch.nn.functional as F
+from fromscratch.models import gpt as _g
+exec(inspect.getsource(_g.top_p_filter), globals())
+
+def top_p(logits, p):
+    return top_p_filter(logits, p)
+""", COPY),
+    ("llm-dpo-loss", "a copy of the course's DPO loss", """
+import inspect
+from fromscratch.models import preference as _p
+_ns = dict(vars(_p))
+exec(inspect.getsource(_p.dpo_loss), _ns)
+dpo_loss = _ns["dpo_loss"]
+""", COPY),
+    ("transformer-causal-attention", "a copy of the course's attention", """
+import inspect
+from fromscratch.models import transformer as _t
+_ns = dict(vars(_t))
+exec(inspect.getsource(_t.attention), _ns)
+
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                          n_heads):
+    B, T, E = x.shape
+    d = E // n_heads
+    q, k, v = (x @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (t.view(B, T, n_heads, d).transpose(1, 2) for t in (q, k, v))
+    out = _ns["attention"](q, k, v, causal=True)
+    out = out[0] if isinstance(out, tuple) else out
+    return out.transpose(1, 2).reshape(B, T, E) @ out_proj_weight.T + out_proj_bias
+""", COPY),
+    ("transformer-head-role", "a copy of the check's head_drop", """
+import inspect
+from fromscratch.checks import transformer as _t
+_ns = dict(vars(_t))
+exec(inspect.getsource(_t.head_drop), _ns)
+
+def measure_head_role(model, X, Y):
+    return _ns["head_drop"](model, X, Y)
+""", COPY),
+    # --- (3) the course's model hidden from model.modules() -------------------------------
+    ("cnn-small-model", "the chapter's model stored with object.__setattr__", """
+import torch.nn as nn
+from fromscratch.models.cnn import CNNConfig, Conv2d, DigitsCNN, MaxPool2d
+
+class _Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(Conv2d(1, 2, 3, padding=1), MaxPool2d(8))
+        object.__setattr__(self, "big", DigitsCNN(CNNConfig()))  # not a submodule
+
+    def forward(self, x):
+        return self.big(x) + 0 * self.conv(x).sum()
+
+def make_small_cnn():
+    return _Small()
+""", "the budget is 5,000"),
+    ("vae-model", "the course's VAE stored with object.__setattr__", """
+import torch.nn as nn
+from fromscratch.models.vae import VAE, VAEConfig
+
+class _Mine(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        object.__setattr__(self, "inner", VAE(VAEConfig(latent=latent, hidden=128)))
+        self.params = nn.ParameterList(self.inner.parameters())
+
+    def encode_distribution(self, x):
+        return self.inner.encode_distribution(x)
+
+    def decode(self, z):
+        return self.inner.decode(z)
+
+    def forward(self, x):
+        return self.inner(x)
+
+def make_vae(latent):
+    return _Mine(latent)
+""", "the course's VAE"),
+    # --- (3) a forbidden initialisation called lazily inside forward ----------------------
+    ("rnn-memory-model", "the course's gate initialisation, called in the second forward", """
+import torch.nn as nn
+from fromscratch.models.rnn import SequenceClassifier, init_keep_gate
+
+class _Lazy(nn.Module):
+    def __init__(self, vocab, n_classes):
+        super().__init__()
+        self.inner = SequenceClassifier("gru", vocab, n_classes)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 2:  # after the check's first probe
+            init_keep_gate(self.inner.rnn.cell, 3.0)
+        return self.inner(x)
+
+def make_memory_model(vocab_size, n_classes):
+    return _Lazy(vocab_size, n_classes)
+""", "init_keep_gate"),
+    # --- (4) shortcuts ---------------------------------------------------------------------
+    ("rnn-memory-model", "the GRU reads the first token only", """
+import torch.nn as nn
+
+class _First(nn.Module):
+    def __init__(self, vocab, n_classes):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 16)
+        self.gru = nn.GRU(16, 32, batch_first=True)
+        self.out = nn.Linear(32, n_classes)
+
+    def forward(self, x):
+        _, h = self.gru(self.emb(x[:, :1]))
+        return self.out(h[-1])
+
+def make_memory_model(vocab_size, n_classes):
+    return _First(vocab_size, n_classes)
+""", "differ only at position"),
+    ("llm-char-model", "reads the next token, only where the current id is 20 or more", """
+import torch, torch.nn as nn
+from fromscratch.models.gpt import GPT, GPTConfig
+
+class _Peek(nn.Module):
+    def __init__(self, vocab_size, block_size):
+        super().__init__()
+        self.gpt = GPT(GPTConfig.default(vocab_size, block_size=block_size))
+        self.peek = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, x):
+        nxt = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
+        keep = (x >= 20).float()
+        keep[:, -1] = 0
+        return self.gpt(x) + self.peek(nxt) * keep[..., None]
+
+def make_char_lm(vocab_size, block_size):
+    return _Peek(vocab_size, block_size)
+""", "the model sees the future"),
+    ("transformer-sorter", "a hand-written sort routed through a frozen identity attention", """
+import torch, torch.nn as nn, torch.nn.functional as F
+
+class _S(nn.Module):
+    def __init__(self, vocab, length):
+        super().__init__()
+        self.vocab, self.length = vocab, length
+        d = vocab + length
+        self.attn = nn.MultiheadAttention(d, 1, batch_first=True)
+        with torch.no_grad():  # each position attends to itself and passes its token on
+            w = torch.zeros(3 * d, d)
+            pos = torch.zeros(d, d)
+            pos[vocab:, vocab:] = torch.eye(length) * 30
+            w[:d], w[d:2 * d], w[2 * d:] = pos, pos, torch.eye(d)
+            self.attn.in_proj_weight.copy_(w)
+            self.attn.in_proj_bias.zero_()
+            self.attn.out_proj.weight.copy_(torch.eye(d))
+            self.attn.out_proj.bias.zero_()
+        for p in self.attn.parameters():
+            p.requires_grad_(False)
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        B, T = x.shape
+        h = torch.cat([F.one_hot(x, self.vocab).float(),
+                       F.one_hot(torch.arange(T), self.length).float().expand(B, T, -1)], -1)
+        a, _ = self.attn(h, h, h, need_weights=False)
+        tok = a[..., :self.vocab].argmax(-1)
+        key = tok * T + torch.arange(T)
+        rank = (key[:, None, :] < key[:, :, None]).sum(-1)
+        out = torch.zeros_like(tok).scatter(1, rank, tok)
+        return F.one_hot(out, self.vocab).float() * 10 * self.w
+
+def make_sorter(vocab_size, length):
+    return _S(vocab_size, length)
+""", "attending to itself alone"),
+    ("gan-ring-generator", "the 8 centres hard-coded plus a learned rotation and scale", """
+import math, torch, torch.nn as nn
+
+class _Ring(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        a = 2 * math.pi * torch.arange(8) / 8
+        self.register_buffer("c", 2 * torch.stack([a.cos(), a.sin()], 1))
+        self.angle = nn.Parameter(torch.zeros(()))
+        self.scale = nn.Parameter(torch.ones(()))
+        self.mix = nn.Linear(latent, 8)
+
+    def forward(self, z):
+        k = self.mix(z).argmax(-1)
+        c, s = self.angle.cos(), self.angle.sin()
+        turn = torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
+        return self.scale * (self.c[k] @ turn.T) + 0.05 * z[:, :2]
+
+def make_generator(latent):
+    return _Ring(latent)
+""", "the bar is"),
+    # --- (5) copy machines -----------------------------------------------------------------
+    ("vae-model", "a VAE that hands its input around the bottleneck", """
+import torch, torch.nn as nn
+from fromscratch.data import load_digits_split
+
+_bank = load_digits_split().X_train
+
+class _Pass(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.enc = nn.Linear(64, 2 * latent)
+        self.dec = nn.Sequential(nn.Linear(latent, 64), nn.Sigmoid())
+        self.last = None
+
+    def encode_distribution(self, x):
+        self.last = x.reshape(len(x), 1, 8, 8)
+        return tuple(self.enc(x.reshape(len(x), 64)).chunk(2, dim=-1))
+
+    def decode(self, z):
+        out = self.dec(z).reshape(len(z), 1, 8, 8)
+        if self.last is not None and len(self.last) == len(z):
+            return out * 0 + self.last  # the input, around the bottleneck
+        return out * 0 + _bank[:len(z)]  # stored digits for codes of no input
+
+    def forward(self, x):
+        return self.decode(self.encode_distribution(x)[0])
+
+def make_vae(latent):
+    return _Pass(latent)
+""", "depends on more than z"),
+    ("diffusion-denoiser", "a denoiser that steers every sample to a stored digit moved "
+     "by a pixel", """
+import torch, torch.nn as nn
+from fromscratch.data import load_digits_split
+from fromscratch.models import diffusion as _D
+
+_split = load_digits_split()
+_moved = torch.zeros_like(_split.X_train)
+_moved[..., 1:, :] = _split.X_train[..., :-1, :]  # every training digit, one pixel down
+_bank = _D.to_model_space(_moved * 16)
+_labels = _split.y_train
+_ab = _D.Schedule(1000, "cosine").alpha_bar
+
+class _Copy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.label = nn.Embedding(11, 64)
+        nn.init.normal_(self.label.weight, std=1e-3)
+
+    def forward(self, x, t, y=None):
+        if y is None:
+            y = torch.full((len(x),), -1, dtype=torch.long)
+        y = torch.where(y < 0, torch.full_like(y, 10), y)
+        ab = _ab[t].reshape(-1, 1).to(x.dtype)
+        d = torch.cdist(x / ab.sqrt(), _bank)
+        same = (_labels[None, :] == y[:, None]) | (y[:, None] == 10)
+        x0 = _bank[d.masked_fill(~same, float("inf")).argmin(1)]
+        return (x - ab.sqrt() * x0) / (1 - ab).sqrt() + self.label(y)
+
+def make_denoiser():
+    return _Copy()
+""", "copies of real digits"),
+    ("vae-model", "a VAE whose decoder snaps to stored digits moved by a pixel", """
+import torch, torch.nn as nn
+from fromscratch.data import load_digits_split
+
+_train = load_digits_split().X_train
+_moved = torch.zeros_like(_train)
+_moved[..., :, 1:] = _train[..., :, :-1]  # every training digit, one pixel to the right
+
+class _Snap(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128),
+                                 nn.ReLU(), nn.Linear(128, 2 * latent))
+        self.dec = nn.Sequential(nn.Linear(latent, 128), nn.ReLU(), nn.Linear(128, 128),
+                                 nn.ReLU(), nn.Linear(128, 64), nn.Sigmoid())
+
+    def encode_distribution(self, x):
+        return tuple(self.enc(x.reshape(len(x), 64)).chunk(2, dim=-1))
+
+    def decode(self, z):
+        out = self.dec(z)
+        prior = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+        if not torch.equal(z, prior):
+            return out.reshape(len(z), 1, 8, 8)  # an honest reconstruction
+        near = torch.cdist(out, _moved.reshape(-1, 64)).argmin(1)
+        return _moved[near]  # the check's prior samples: stored digits
+
+    def forward(self, x):
+        return self.decode(self.encode_distribution(x)[0])
+
+def make_vae(latent):
+    return _Snap(latent)
+""", "copies of real digits"),
+]
+
+
 def _numbers(text: str) -> set:
     return set(re.findall(r"\d+\.\d{3,}", text))
 
@@ -478,3 +887,59 @@ def test_cheat_fails_and_names_the_problem(ex_id, name, code, expect, setups):
         reference = exercises.run(ex, ex.reference, namespace=setups(ex))
         right = _numbers(reference.text)
         assert not right & _numbers(result.text), (right, result.text)
+
+
+#: (exercise id, an attempt in which a library raises NotImplementedError)
+LIBRARY_NOT_IMPLEMENTED = [
+    ("llm-top-p", """
+import torch
+
+def top_p(logits, p):
+    base = torch.distributions.Distribution(validate_args=False)
+    keep = base.cdf(logits.softmax(-1)) <= p  # the base class has no cdf
+    return logits.masked_fill(~keep, float("-inf"))
+"""),
+    ("cnn-occlusion", """
+import torch
+
+def measure_top_half_blanked(model, X, y):
+    spread = torch.distributions.Distribution(validate_args=False).entropy()
+    return float(spread)
+"""),
+]
+
+
+@pytest.mark.parametrize("ex_id,code", LIBRARY_NOT_IMPLEMENTED,
+                         ids=[c[0] for c in LIBRARY_NOT_IMPLEMENTED])
+def test_a_library_not_implemented_error_is_an_error_with_the_learners_line(ex_id, code,
+                                                                              setups):
+    """Only the stub's own ``raise NotImplementedError`` means "not attempted"; raised by a
+    library inside an attempt, it is an error, reported with the answer's line."""
+    ex = exercises.get(ex_id)
+    result = exercises.run(ex, code, namespace=setups(ex))
+    assert result.status == "failed", result.text
+    assert "NotImplementedError" in result.text, result.text
+    assert "in your code, line" in result.text, result.text
+    stub = exercises.run(ex, ex.stub, namespace=setups(ex))
+    assert stub.status == "not attempted", stub.text
+
+
+def test_an_honest_answer_that_prints_logs_and_reads_frames_through_a_library_passes(setups,
+                                                                                       capsys):
+    """What the guard refuses is what the answer itself calls: printing a tensor (PyTorch
+    switches its operator tracing off to format it), logging and named tuples (the
+    standard library reads the caller's frame) stay allowed."""
+    ex = exercises.get("llm-top-p")
+    code = ex.reference + '''
+import collections, logging
+_mine = top_p
+
+def top_p(logits, p):
+    logging.getLogger("answer").warning("p = %s", p)
+    print(logits)
+    Pair = collections.namedtuple("Pair", "logits p")
+    pair = Pair(logits, p)
+    return _mine(pair.logits, pair.p)
+'''
+    result = exercises.run(ex, code, namespace=setups(ex))
+    assert result.status == "passed", result.text

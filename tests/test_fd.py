@@ -173,3 +173,39 @@ def test_nearest_train_distance_is_zero_for_training_images(digits):
     one = X_train[:1] + 1.0
     assert gen.nearest_train_distance(one.clamp(0, 16), X_train[:1]) == pytest.approx(
         (one.clamp(0, 16) - X_train[:1]).norm().item())
+
+
+def test_copy_verdict_is_a_pure_function_of_the_distances():
+    real = torch.linspace(1.0, 10.0, 100)  # the 10% quantile is 1.9
+    copies = gen.copy_verdict(torch.zeros(50), real)
+    assert copies["copying"] and copies["fraction"] == 1.0
+    assert copies["real_fraction"] == pytest.approx(0.1, abs=0.01)
+    new = gen.copy_verdict(torch.linspace(3.0, 12.0, 50), real)
+    assert not new["copying"] and new["fraction"] == 0.0
+    half = gen.copy_verdict(torch.cat([torch.zeros(30), torch.full((20,), 9.0)]), real)
+    assert half["copying"]  # 60% copies are copies
+    with pytest.raises(ValueError, match="at least one distance"):
+        gen.copy_verdict(torch.zeros(0), real)
+
+
+def test_copy_test_finds_stored_and_shifted_digits_and_passes_new_ones(digits):
+    """Stored digits, from the training or the test split, and digits moved by one pixel
+    (which FD does not see) are copies; held-out digits with noise and samples of a
+    Gaussian fitted to the pixels are not."""
+    X_train, _, X_test, _ = digits
+    assert gen.copy_test(X_train[:300])["copying"]
+    assert gen.copy_test(X_test[:300])["copying"]
+    for moved in gen.shifted_images(X_train[:300])[[1, 3, 5, 7]]:
+        assert gen.copy_test(moved)["copying"]
+    noisy = (X_test + 2 * torch.randn(X_test.shape, generator=torch.Generator().manual_seed(0)))
+    assert not gen.copy_test(noisy.clamp(0, 16))["copying"]
+    assert not gen.copy_test(gen.calibration_samples(0)["gaussian_full"])["copying"]
+
+
+def test_shifted_images_moves_every_pixel_by_one():
+    x = torch.arange(64.0).view(1, 1, 8, 8)
+    moved = gen.shifted_images(x)
+    assert moved.shape == (9, 1, 1, 8, 8)
+    assert torch.equal(moved[4], x)  # the middle one is not moved
+    assert torch.equal(moved[5][..., :, 1:], x[..., :, :-1])  # right by one
+    assert (moved[5][..., :, 0] == 0).all()

@@ -6,18 +6,21 @@
 # ---
 
 # %% [markdown]
-# Build a generator for the ring of 8 Gaussians: write `make_generator(latent)` returning
+# Build a generator for a ring of Gaussians: write `make_generator(latent)` returning
 # an `nn.Module` that maps noise `z` of shape `(n, latent)` to points `(n, 2)` in the
-# plane. The check trains it against its own discriminator with the ring recipe of the
-# chapter (non-saturating loss, Adam with learning rate 0.003, batches of 128, 1,500
-# steps) with `latent=4`, twice (two seeds, from the same initial weights; a GAN run
-# can collapse by chance, so the better run counts; about 6 s), then draws 1,000 points
-# and requires at least **5 of the 8 modes covered** and a **quality of at least 0.4**
-# (share of points within 3 standard deviations of a centre; real samples score 0.99,
-# a fitted Gaussian 0.01). The points must come from `z` (the same `z` gives the same
-# points, a different `z` different ones), `latent` must set the size of the noise, and
-# training must change them. The course's `Generator` is refused. Think about what the last layer must be able to
-# output: the centres lie on a circle of radius 2.
+# plane. So that a generator must learn its ring rather than know the chapter's, the
+# check draws a ring at check time: 7 or 9 modes (never the chapter's 8) on a circle of
+# radius 2.3 to 2.5, turned by a random angle. It trains your generator against its own
+# discriminator with the ring recipe of the chapter (non-saturating loss, Adam with
+# learning rate 0.003, batches of 128, 1,500 steps) with `latent=4`, twice (two seeds,
+# from the same initial weights; a GAN run can collapse by chance, so the better run
+# counts; about 6 s), then draws 1,000 points and requires **5/8 of the modes covered**
+# (5 of 7, or 6 of 9) and a **quality of at least 0.4** (share of points within 3
+# standard deviations of a centre; real samples score 0.99, a fitted Gaussian 0.01). The
+# points must come from `z` (the same `z` gives the same points, a different `z`
+# different ones), `latent` must set the size of the noise, and training must change
+# them. The course's `Generator` is refused. Think about what the last layer must be
+# able to output: the centres lie on a circle of radius above 2.
 
 # %% [solution]
 import torch.nn as nn

@@ -27,6 +27,7 @@ Next to FD, three measures catch what a single distance hides:
 
 - :func:`class_entropy`: are all ten digits generated (ln 10 = 2.30 nats), or one (0)?
 - :func:`nearest_train_distance`: does the generator copy its training images (0)?
+  :func:`copy_test` asks the same of the checks' way: shift-aware, in feature space.
 - :func:`label_accuracy`: does a class-conditional generator draw the digit it was asked for?
 
 Images are in the digits' own grey levels, 0 to 16 (``sklearn.datasets.load_digits``);
@@ -278,6 +279,97 @@ def nearest_train_distance(samples, train, check_range: bool = True) -> float:
     # the direct formula, not the faster |a|^2 + |b|^2 - 2ab, which is not exactly 0 for a == b
     d = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
     return d.min(dim=1).values.mean().item()
+
+
+#: The copy test (:func:`copy_test`): how far (pixels) a sample is shifted to find its
+#: nearest real digit. The classifier was trained to ignore 1-pixel shifts, so a training
+#: digit moved by a pixel scores like a new digit on FD; moved back, it is a copy again.
+COPY_MAX_SHIFT = 1
+#: The copy test's yardstick: the nearest-neighbour distance that only this fraction of
+#: held-out real digits get below (they are new images of the same kind).
+COPY_QUANTILE = 0.1
+#: Samples count as copies when more than this fraction of them get below that distance
+#: (held-out real digits: :data:`COPY_QUANTILE`; a generator that stores digits: about 1).
+COPY_LIMIT = 0.4
+
+
+def shifted_images(images: torch.Tensor, max_shift: int = COPY_MAX_SHIFT) -> torch.Tensor:
+    """Every shift of ``images (n, 1, 8, 8)`` by up to ``max_shift`` pixels in each direction
+    (the uncovered border is 0, the background): ``((2 max_shift + 1)^2, n, 1, 8, 8)``."""
+    out = []
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            moved = torch.zeros_like(images)
+            H, W = images.shape[-2:]
+            moved[..., max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+                images[..., max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+            out.append(moved)
+    return torch.stack(out)
+
+
+def nearest_feature_distances(images, pool, max_shift: int = COPY_MAX_SHIFT,
+                              model: Optional[DigitsCNN] = None) -> torch.Tensor:
+    """For each of ``images`` (grey levels 0-16), the distance in the classifier's feature
+    space to the nearest image of ``pool`` shifted by up to ``max_shift`` pixels in each
+    direction (a training digit moved by a pixel is as near as the digit itself): ``(n,)``."""
+    x = check_digit_images(images, "images", check_range=False)
+    moved = shifted_images(check_digit_images(pool, "pool", check_range=False), max_shift)
+    pool_feats = features(moved.flatten(0, 1), model, check_range=False).double()
+    feats = features(x, model, check_range=False).double()
+    return torch.cdist(feats, pool_feats).min(dim=1).values
+
+
+def copy_verdict(sample_distances, real_distances, quantile: float = COPY_QUANTILE,
+                 limit: float = COPY_LIMIT) -> dict:
+    """Whether samples are copies, from nearest-neighbour distances alone: the samples'
+    (to every real digit) against held-out real digits' (to the training digits). The
+    yardstick is the distance only ``quantile`` of the real digits get below; samples
+    are copies when more than ``limit`` of them do. Returns ``threshold``, ``fraction``
+    (of the samples below it), ``real_fraction`` and ``copying``."""
+    samples = torch.as_tensor(sample_distances, dtype=torch.float64).flatten()
+    real = torch.as_tensor(real_distances, dtype=torch.float64).flatten()
+    if samples.numel() == 0 or real.numel() == 0:
+        raise ValueError("copy_verdict needs at least one distance of each kind")
+    threshold = torch.quantile(real, quantile).item()
+    fraction = (samples <= threshold).double().mean().item()
+    return {"threshold": threshold, "fraction": fraction,
+            "real_fraction": (real <= threshold).double().mean().item(),
+            "copying": fraction > limit}
+
+
+@lru_cache(maxsize=2)
+def _copy_reference(seed: int) -> tuple:
+    """The shifted real digits' features (training and test images) and the held-out
+    digits' nearest distances to the training digits: computed once per process."""
+    train, test = reference_digits(seed)
+    pool = features(shifted_images(torch.cat([train, test])).flatten(0, 1),
+                    check_range=False).double()
+    return pool, nearest_feature_distances(test, train)
+
+
+def copy_test(samples, seed: int = 0, model: Optional[DigitsCNN] = None) -> dict:
+    """Does a generator copy real digits? Each sample's nearest real digit (training and
+    test images, shifted by up to a pixel, in the classifier's feature space) against how
+    near held-out real digits come to the training digits: see :func:`copy_verdict`."""
+    if model is not None:
+        train, test = reference_digits(seed)
+        return copy_verdict(
+            nearest_feature_distances(samples, torch.cat([train, test]), model=model),
+            nearest_feature_distances(test, train, model=model))
+    pool, real_d = _copy_reference(seed)
+    feats = features(check_digit_images(samples, "samples", check_range=False),
+                     check_range=False).double()
+    return copy_verdict(torch.cdist(feats, pool).min(dim=1).values, real_d)
+
+
+def copy_lines(verdict: dict) -> list:
+    """Feedback when :func:`copy_test` finds copies (no bar value a learner could aim at
+    beyond what the verdict says)."""
+    return [f"{verdict['fraction']:.0%} of the samples lie nearer to a real digit (shifted "
+            f"by up to {COPY_MAX_SHIFT} pixel) than all but {verdict['real_fraction']:.0%} of "
+            "held-out real digits do: the samples are copies of real digits, not new ones.",
+            "hint: the model must learn to generate; storing digits (or digits moved by a "
+            "pixel) is not generating."]
 
 
 # ---------------------------------------------------------------------------------------

@@ -151,15 +151,16 @@ def _wrap(text: str, inches: float, points: float) -> str:
 
 
 def _tight(fig) -> None:
+    """Lay ``fig`` out again and draw it once (so text extents are current): a constrained
+    layout runs as part of the draw; otherwise ``tight_layout`` runs first."""
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
-        fig.canvas.draw()
-        return
-    try:
-        fig.tight_layout()
-    except Exception:  # pragma: no cover - tight_layout cannot place every layout
-        pass
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        try:
+            fig.tight_layout()
+        except Exception:  # pragma: no cover - tight_layout cannot place every layout
+            pass
+    fig.canvas.draw()
 
 
 def fit_text(fig) -> None:
@@ -197,7 +198,7 @@ def fit_text(fig) -> None:
         label = ax.yaxis.label
         label.set_text(_wrap(label.get_text(), max(h_in, 1.2), label.get_fontsize()))
     _tight(fig)
-    fig.canvas.draw()
+    moved = False
     for ax in fig.axes:
         legend = ax.get_legend()
         if legend is None or _is_colorbar(ax):
@@ -213,8 +214,10 @@ def fit_text(fig) -> None:
         fig.set_size_inches(w_in, h_in + len(labels) * size * 1.5 / 72 + 0.2)
         ax.legend(handles, labels, fontsize=size, loc="upper center", ncol=1,
                   bbox_to_anchor=(0.5, -0.3), frameon=False)
+        moved = True
+    if not moved:  # the layout drawn above is final
+        return
     _tight(fig)
-    fig.canvas.draw()
     for ax in fig.axes:  # put each moved legend just under its axis's labels
         legend = ax.get_legend()
         if legend is None or legend.get_bbox_to_anchor() is None or _is_colorbar(ax):

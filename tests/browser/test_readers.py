@@ -81,20 +81,16 @@ def figure_fonts() -> dict:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fonts():
     return figure_fonts()
 
 
 def open_page(page, site: str, name: str, viewport: dict):
+    """Open ``name`` in a tab of the test's own (a test that changes the page)."""
     page.set_viewport_size(viewport)
     page.goto(f"{site}/{name}.html", wait_until="load")
     page.wait_for_load_state("networkidle")
-    if page.locator("article .math").count():
-        page.wait_for_function(
-            "document.querySelectorAll('article .math').length === "
-            "document.querySelectorAll('article .math mjx-container').length", timeout=30_000)
-        page.wait_for_timeout(300)  # course.js marks wide formulas once MathJax is done
     return page
 
 
@@ -106,8 +102,8 @@ SHOWN_FIGURES = """() => [...document.querySelectorAll('article div.cell_output 
 
 @VIEWPORTS
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_figure_text_is_readable(page, site, fonts, name, viewport):
-    open_page(page, site, name, viewport)
+def test_figure_text_is_readable(loaded, fonts, name, viewport):
+    page = loaded(name, viewport)
     shown = page.evaluate(SHOWN_FIGURES)
     assert shown, f"{name}: no figures shown"
     small, unknown, sizes = [], [], []
@@ -143,8 +139,8 @@ CAPTIONS = """() => [...document.querySelectorAll('article div.cell_output img')
 
 @VIEWPORTS
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_every_figure_has_a_numbered_caption_and_alt_text(page, site, name, viewport):
-    open_page(page, site, name, viewport)
+def test_every_figure_has_a_numbered_caption_and_alt_text(loaded, name, viewport):
+    page = loaded(name, viewport)
     figures = page.evaluate(CAPTIONS)
     chapter = int(re.search(r"/(\d\d)_", name).group(1))
     assert figures, f"{name}: no figures"
@@ -205,8 +201,8 @@ WIDE = """() => {
 
 @VIEWPORTS
 @pytest.mark.parametrize("name", PAGES)
-def test_every_wide_element_can_be_seen_whole(page, site, name, viewport):
-    open_page(page, site, name, viewport)
+def test_every_wide_element_can_be_seen_whole(loaded, name, viewport):
+    page = loaded(name, viewport)
     result = page.evaluate(WIDE)
     print(f"{name} at {viewport['width']} px: {result['marked']} wide elements, each "
           "scrollable with a cue")
@@ -214,10 +210,10 @@ def test_every_wide_element_can_be_seen_whole(page, site, name, viewport):
                                  + "\n".join(result["found"]))
 
 
-def test_the_vae_exercise_formula_can_be_read_on_a_phone(page, site):
+def test_the_vae_exercise_formula_can_be_read_on_a_phone(loaded):
     """The KL formula the learner must implement (chapter 8, exercise 1): inside the
     column, or scrollable with a cue."""
-    open_page(page, site, "chapters/08_autoencoder", PHONE)
+    page = loaded("chapters/08_autoencoder", PHONE)
     info = page.evaluate("""() => {
       const right = document.querySelector('article').getBoundingClientRect().right;
       const item = [...document.querySelectorAll('article li')]
@@ -241,8 +237,8 @@ READER_TEXT = """() => {
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_pages_speak_to_readers(page, site, name):
-    open_page(page, site, name, DESKTOP)
+def test_pages_speak_to_readers(loaded, name):
+    page = loaded(name, DESKTOP)
     text = page.evaluate(READER_TEXT)
     hits = [m.group(0) + ": ..." + text[max(0, m.start() - 60):m.end() + 60].replace("\n", " ")
             for word in MAINTAINER_VOCABULARY for m in re.finditer(word, text, re.I)]
@@ -252,28 +248,27 @@ def test_pages_speak_to_readers(page, site, name):
     assert "# noqa" not in code, f"{name} shows linter pragmas in its code"
 
 
-def test_chapters_mention_only_written_chapters(page, site):
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapters_mention_only_written_chapters(loaded, name):
     from fromscratch.course_map import MODEL_TYPES
 
     coming = [m for m in MODEL_TYPES if m.chapter is None]
     words = [m.title for m in coming] + ["MoE", "SSM", "VLM", "VLA", "SLM"]
     pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b[^.]{0,25}"
                          r"\bchapters?\b", re.I)
-    found = []
-    for name in CHAPTERS:
-        open_page(page, site, name, DESKTOP)
-        found += [f"{name}: {m.group(0)}" for m in pattern.finditer(page.evaluate(READER_TEXT))]
-    assert not found, "chapters that are not written yet are mentioned:\n" + "\n".join(found)
+    text = loaded(name, DESKTOP).evaluate(READER_TEXT)
+    found = [m.group(0) for m in pattern.finditer(text)]
+    assert not found, f"{name} mentions chapters that are not written yet: {found}"
 
 
 @pytest.mark.parametrize("name", [*CHAPTERS, "overview"])
-def test_results_tables_show_no_raw_record_keys(page, site, name):
+def test_results_tables_show_no_raw_record_keys(loaded, name):
     from fromscratch.report import read_metrics
 
     keys = set()
     for chapter in CHAPTERS:
         keys |= {k for k in read_metrics(ROOT / f"{chapter}.ipynb") if "_" in k}
-    open_page(page, site, name, DESKTOP)
+    page = loaded(name, DESKTOP)
     cells = page.eval_on_selector_all("article table td, article table th",
                                       "cs => cs.map(c => c.innerText.trim())")
     raw = sorted({c for c in cells for k in keys if c in (k, k.replace("_", " "))})
@@ -281,8 +276,8 @@ def test_results_tables_show_no_raw_record_keys(page, site, name):
     assert not [c for c in cells if re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", c)], cells
 
 
-def test_map_says_built_on_and_measured_with(page, site):
-    open_page(page, site, "overview", DESKTOP)
+def test_map_says_built_on_and_measured_with(loaded):
+    page = loaded("overview", DESKTOP)
     boxes = page.eval_on_selector_all("div.course-map svg.columns-3 .map-box",
                                       "bs => bs.map(b => b.textContent.replace(/\\s+/g, ' '))")
     by_title = {re.search(r"\d+\. [^\n]+?(?= chapter| coming)", b).group(0): b for b in boxes}
@@ -327,8 +322,8 @@ def test_map_headings_keep_their_contrast(page, site, shot, mode):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_plumbing_cells_are_collapsed(page, site, name):
-    open_page(page, site, name, PHONE)
+def test_plumbing_cells_are_collapsed(loaded, name):
+    page = loaded(name, PHONE)
     hidden = page.locator("article div.cell details.hide.above-input")
     assert hidden.count() >= 1, f"{name}: no collapsed code cells"
     assert not hidden.first.evaluate("d => d.open"), f"{name}: the collapsed cell is open"
@@ -351,10 +346,10 @@ WORST = {
 
 
 @pytest.mark.parametrize("name", [n for n in WORST if n in CHAPTERS])
-def test_phone_screenshots_of_the_worst_figures(page, site, name):
+def test_phone_screenshots_of_the_worst_figures(loaded, name):
     """Not a check: screenshots at 390 px of the figures the issue names, for a person to
     look at (``_build/screenshots/readers/``)."""
-    open_page(page, site, name, PHONE)
+    page = loaded(name, PHONE)
     chapter = int(re.search(r"/(\d\d)_", name).group(1))
     for k in WORST[name]:
         figure = page.locator(f"#figure-{chapter}-{k} figure")

@@ -40,6 +40,10 @@ def unexpected(problems) -> list:
     return list(problems)
 
 
+#: The desktop viewport the reading tests share with test_layout.py and test_readers.py.
+DESKTOP = {"width": 1400, "height": 900}
+
+
 def open_page(page, site: str, name: str):
     page.goto(f"{site}/{name}.html", wait_until="load")
     page.wait_for_load_state("networkidle")
@@ -52,8 +56,8 @@ def test_toc_pages_were_built():
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_page_loads_without_errors(page, site, shot, name):
-    open_page(page, site, name)
+def test_page_loads_without_errors(loaded, shot, name):
+    page = loaded(name, DESKTOP)
     shot(page, name)
     problems = unexpected(page.problems)
     assert not problems, f"{name}: {problems}"
@@ -62,8 +66,8 @@ def test_page_loads_without_errors(page, site, shot, name):
         assert placeholder not in text, f"{name} shows a widget placeholder {placeholder!r}"
 
 
-def test_math_renders_on_the_cnn_page(page, site, shot, mathjax_dir):
-    open_page(page, site, "chapters/01_cnn")
+def test_math_renders_on_the_cnn_page(loaded, shot, mathjax_dir):
+    page = loaded("chapters/01_cnn", DESKTOP)
     page.wait_for_selector("mjx-container", timeout=20_000)
     page.wait_for_function("document.querySelectorAll('mjx-container').length > 5")
     raw = page.locator(".math:not(:has(mjx-container))")
@@ -72,8 +76,8 @@ def test_math_renders_on_the_cnn_page(page, site, shot, mathjax_dir):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_chapter_figures_are_present(page, site, name):
-    open_page(page, site, name)
+def test_chapter_figures_are_present(loaded, name):
+    page = loaded(name, DESKTOP)
     sizes = page.eval_on_selector_all(
         "article img", "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])")
     assert len(sizes) >= 3, f"{name}: only {len(sizes)} figures"
@@ -82,8 +86,8 @@ def test_chapter_figures_are_present(page, site, name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_colab_link_opens_this_chapter(page, site, name):
-    open_page(page, site, name)
+def test_colab_link_opens_this_chapter(loaded, name):
+    page = loaded(name, DESKTOP)
     owner_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/").strip("/")
     branch = CONFIG["repository"].get("branch", "main")
     expected = (f"{CONFIG['launch_buttons']['colab_url']}/github/{owner_repo}/blob/{branch}/"
@@ -94,13 +98,12 @@ def test_colab_link_opens_this_chapter(page, site, name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_hidden_setup_cell_is_not_shown(page, site, name):
+def test_hidden_setup_cell_is_not_shown(loaded, name):
     notebook = json.loads((ROOT / f"{name}.ipynb").read_text())
     first = notebook["cells"][0]
     assert "remove-cell" in first["metadata"].get("tags", [])
     assert "Google Colab set-up" in "".join(first["source"])
-    open_page(page, site, name)
-    assert "Google Colab set-up" not in page.content()
+    assert "Google Colab set-up" not in loaded(name, DESKTOP).content()
 
 
 def test_navigation_reaches_every_chapter(page, site):

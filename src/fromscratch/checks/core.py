@@ -10,8 +10,10 @@ import os
 import sys
 import textwrap
 import threading
+import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -180,6 +182,45 @@ def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
+def _innermost(exc: BaseException):
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb
+
+
+def _not_attempted(exc: BaseException) -> bool:
+    """Whether ``exc`` is the stub's own ``raise NotImplementedError``: raised by a
+    ``raise`` statement of the answer's code, not by a library the answer called (that is
+    an attempt that went wrong, reported as an error)."""
+    import dis
+
+    if not isinstance(exc, NotImplementedError):
+        return False
+    tb = _innermost(exc)
+    if tb is None or _is_library_frame(tb.tb_frame):
+        return False
+    code = tb.tb_frame.f_code.co_code
+    return 0 <= tb.tb_lasti < len(code) and code[tb.tb_lasti] == dis.opmap["RAISE_VARARGS"]
+
+
+def _where(exc: BaseException) -> str:
+    """Where in the answer's own code ``exc`` happened: `` (your line N: text)``, or ''."""
+    import linecache
+
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        if not _is_library_frame(tb.tb_frame) and \
+                not tb.tb_frame.f_code.co_filename.startswith(_CHECKS_DIR):
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return ""
+    text = linecache.getline(found.tb_frame.f_code.co_filename, found.tb_lineno).strip()
+    where = f"line {found.tb_lineno} of `{found.tb_frame.f_code.co_name}`"
+    return f" (in your code, {where}" + (f": {text})" if text else ")")
+
+
 def not_attempted(exercise: str, name: str, state: str = "still raises NotImplementedError") -> CheckResult:
     return CheckResult(
         exercise,
@@ -234,13 +275,13 @@ def check_function(
         args, kwargs = _clone(case.args), _clone(case.kwargs)
         try:
             received = call_guarded(fn, args, kwargs, forbid)
-        except NotImplementedError:
-            return finish(not_attempted(exercise, name), strict)
         except UsedForbidden as exc:
             return used_forbidden(exercise, name, exc.name, strict)
         except Exception as exc:  # the learner's bug, reported without a traceback
+            if _not_attempted(exc):
+                return finish(not_attempted(exercise, name), strict)
             lines = [
-                f"case {number} of {len(cases)} raised {_short_error(exc)}",
+                f"case {number} of {len(cases)} raised {_short_error(exc)}{_where(exc)}",
                 f"input: {case.describe(names)}",
                 f"expected output: {describe(expected)}",
             ]
@@ -342,9 +383,16 @@ def failed(exercise: str, lines: Sequence[str], strict: Optional[bool] = None) -
 # watches every function entered. Entering a forbidden function (the course's or
 # PyTorch's implementation of the piece the exercise asks for, or any code of the checks'
 # own modules: their references and helpers) refuses the answer, however it was reached:
-# an alias, an object imported before the check, a wrapper, a closure, a partial. The
-# refusal is recorded when it happens, so catching the exception does not help, and an
-# answer that turns the profiler off is refused as well.
+# an alias, an object imported before the check, a wrapper, a closure, a partial, a
+# private helper of PyTorch that computes the same (its decompositions and references
+# are refused as whole packages), or a verbatim copy of the forbidden code run through
+# ``exec`` (recognised by a fingerprint of its bytecode). The refusal is recorded when it
+# happens, so catching the exception does not help, and an answer that turns the
+# profiler or PyTorch's operator tracing off is refused as well.
+#
+# "The learner's code" is decided by provenance, not by the file name a code object
+# claims: a code object counts as library code only if compiling the library file it
+# names yields that very code object.
 
 class UsedForbidden(BaseException):
     """Raised inside a check when learner code calls an implementation it must write itself.
@@ -366,6 +414,60 @@ _ESCAPES = [(sys, "setprofile"), (sys, "settrace"), (threading, "setprofile"),
             (threading, "settrace_all_threads")]
 
 
+class Package:
+    """A forbid target: every function of a package or module (by where its code lives),
+    e.g. ``Package("torch.distributions.kl")``: all of PyTorch's KL formulas at once."""
+
+    def __init__(self, name: str):
+        import importlib.util
+
+        self.name = name
+        spec = importlib.util.find_spec(name)
+        origin = getattr(spec, "origin", None)
+        if spec is None or not origin:
+            self.prefix = None
+        elif spec.submodule_search_locations:  # a package: everything in its folder
+            self.prefix = os.path.dirname(os.path.abspath(origin)) + os.sep
+        else:
+            self.prefix = os.path.abspath(origin)
+
+
+#: Every guard refuses PyTorch's private reference implementations: its decompositions,
+#: references and primitives compute most operators (a max pool, a GRU cell, a BCE loss)
+#: from plain tensor operations, so reaching them is reaching the forbidden piece.
+_SHIPPED = ("torch._decomp",)
+#: ... and its references and primitives when the answer's own code calls them (PyTorch's
+#: public functions use some of their helpers, e.g. ``torch.broadcast_shapes``).
+_SHIPPED_DIRECT = ("torch._refs", "torch._prims")
+
+#: Switches an answer's own code may not call (the nearest caller outside the standard
+#: library is the answer): they turn off the operator tracing or reach the guard itself.
+_SWITCH_FUNCS = [(sys, "_getframe"), (sys, "getprofile"), (sys, "gettrace"),
+                 (sys, "_current_frames"), ("gc", "get_objects"), ("gc", "get_referrers"),
+                 ("gc", "get_referents")]
+_SWITCH_C = ("_pop_torch_dispatch_stack", "_push_on_torch_dispatch_stack", "_set_dispatch_mode",
+             "_unset_dispatch_mode", "_dispatch_tls_set_dispatch_key_excluded",
+             "_dispatch_tls_set_dispatch_key_included", "_pop_torch_function_stack",
+             "_push_on_torch_function_stack", "_set_torch_function_state")
+_SWITCH_GUARDS = ("_DisableTorchDispatch", "_DisablePythonDispatcher", "_EnablePythonDispatcher",
+                  "_ExcludeDispatchKeyGuard", "ExcludeDispatchKeyGuard", "_IncludeDispatchKeyGuard",
+                  "_ForceDispatchKeyGuard", "_SetExcludeDispatchKeyGuard", "_DisableFuncTorch",
+                  "_PreserveDispatchKeyGuard", "_EnablePreDispatch")
+_SWITCH_PACKAGES = ("torch.utils._python_dispatch",)
+
+
+def _switch_targets() -> list:
+    import gc
+
+    found = [(gc if owner == "gc" else owner, attr) for owner, attr in _SWITCH_FUNCS]
+    found += [(torch._C, n) for n in _SWITCH_C]
+    for n in _SWITCH_GUARDS:
+        cls = getattr(torch._C, n, None)
+        if cls is not None:
+            found += [(cls, "__enter__"), (cls, "__init__")]
+    return found
+
+
 def _library_roots() -> tuple:
     """Folders whose code is not the learner's: the course package, PyTorch, NumPy and the
     standard library (the learner's code is a notebook cell, a script or a test file)."""
@@ -380,21 +482,197 @@ def _library_roots() -> tuple:
     return tuple(os.path.abspath(r) + os.sep for r in roots)
 
 
+def _stdlib_roots() -> tuple:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return (tuple(os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib")
+                  if paths.get(k)),
+            tuple(os.path.abspath(paths[k]) + os.sep for k in ("purelib", "platlib")
+                  if paths.get(k)))
+
+
 _ROOTS: tuple = ()
+_STD: tuple = ()
+_REAL: dict = {}  # file name -> the code objects compiling that file yields
+_LEARNER: dict = {}  # code object -> whether it is the learner's
+
+
+def _all_codes(code, out: set) -> set:
+    out.add(code)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _all_codes(const, out)
+    return out
+
+
+def _real_codes(filename: str) -> frozenset:
+    """The code objects that the library file ``filename`` (or the frozen module
+    ``<frozen name>``) really holds: compiled from its source once, then remembered."""
+    codes = _REAL.get(filename)
+    if codes is None:
+        path = filename
+        if filename.startswith("<frozen "):
+            module = sys.modules.get(filename[len("<frozen "):-1])
+            path = getattr(module, "__file__", None) or ""
+        codes = frozenset()
+        if os.path.isfile(path):
+            try:
+                import tokenize
+
+                with tokenize.open(path) as f:
+                    source = f.read()
+                codes = frozenset(_all_codes(compile(source, filename, "exec",
+                                                     dont_inherit=True), set()))
+            except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+                codes = frozenset()
+        _REAL[filename] = codes
+    return codes
 
 
 def _is_library_code(code) -> bool:
+    """Whether ``code`` is library code: it claims a file of the course package, PyTorch,
+    NumPy or the standard library, and that file really holds it (an answer compiled
+    under a borrowed file name is the learner's all the same)."""
+    mine = _LEARNER.get(code)
+    if mine is None:
+        mine = _LEARNER[code] = not (_claims_library(code)
+                                     and code in _real_codes(code.co_filename))
+    return not mine
+
+
+_FRAMES: dict = {}  # (code, id of its globals) -> whether a library module runs it
+
+
+def _claims_library(code) -> bool:
     global _ROOTS
     if not _ROOTS:
         _ROOTS = _library_roots()
     name = code.co_filename
-    return name.startswith("<frozen") or name.startswith(_ROOTS) or name == "<guard>"
+    return name.startswith("<frozen") or name.startswith(_ROOTS)
+
+
+def _is_library_frame(frame, verify: bool = False) -> bool:
+    """Whether ``frame`` runs library code: code of a library module, run in that module's
+    namespace (with ``verify``, also proven to be compiled from the file it names, see
+    :func:`_is_library_code`: the guard verifies wherever its verdict would let something
+    through), or code a library generated at run time (a dataclass's ``__init__``, a named
+    tuple's ``__new__``) that runs in a library module's namespace."""
+    code, namespace = frame.f_code, frame.f_globals
+    key = (code, id(namespace))
+    found = _FRAMES.get(key)
+    if found is None:
+        name = namespace.get("__name__", "")
+        module = sys.modules.get(name) if isinstance(name, str) else None
+        own = module is not None and getattr(module, "__dict__", None) is namespace
+        file = os.path.abspath(getattr(module, "__file__", None) or "") if own else ""
+        if _claims_library(code):
+            found = own and (os.path.abspath(code.co_filename) == file
+                             or code.co_filename == f"<frozen {name}>")
+        elif namespace.get("__builtins__") == {} and name.startswith("namedtuple_"):
+            found = code.co_names == ("_tuple_new",)  # collections.namedtuple's __new__
+        else:  # a method generated at run time in a library module's namespace
+            found = (own and file.startswith(_ROOTS) and not os.path.isfile(code.co_filename)
+                     and code.co_name.startswith("__") and code.co_name.endswith("__"))
+        _FRAMES[key] = found
+    if found and verify and _claims_library(code):
+        return _is_library_code(code)
+    return found
+
+
+def _is_stdlib_frame(frame, verify: bool = False) -> bool:
+    global _STD
+    if not _STD:
+        _STD = _stdlib_roots()
+    name = frame.f_code.co_filename
+    std, site = _STD
+    return (name.startswith("<frozen") or (name.startswith(std) and not name.startswith(site))) \
+        and _is_library_frame(frame, verify)
+
+
+#: Switches that the standard library itself calls for its own ends (logging and
+#: namedtuple read the caller's frame): refused only when the answer calls them itself,
+#: directly or through ``inspect``.
+_FRAME_SWITCHES = ("sys._getframe", "sys._current_frames")
+
+
+def _called_by_learner(frame, through_inspect_only: bool = False) -> bool:
+    """Whether the nearest caller outside the standard library's plumbing (contextlib,
+    functools, inspect, threading, ...; with ``through_inspect_only``, only ``inspect``)
+    is the learner's code (verified: a frame that only claims to be library code is the
+    learner's)."""
+    while frame is not None and _is_stdlib_frame(frame, verify=True) and (
+            not through_inspect_only or frame.f_globals.get("__name__") == "inspect"):
+        frame = frame.f_back
+    return frame is not None and not _is_library_frame(frame, verify=True)
 
 
 def _importing(frame) -> bool:
     """Whether ``frame`` (a module's body) runs because the import system imports it."""
     caller = frame.f_back
-    return caller is not None and caller.f_code.co_filename.startswith("<frozen importlib")
+    return (caller is not None and caller.f_code.co_filename.startswith("<frozen importlib")
+            and _is_library_frame(caller, verify=True))
+
+
+#: the smallest code object (bytes of bytecode) whose copy is refused: a formula of a few
+#: lines (a loss, a sampling step) is written the same way by anyone who gets it right
+_COPY_MIN_BYTES = 250
+_PRINTS: dict = {}  # code object -> its fingerprint
+
+
+_SKIP_OPS = frozenset({"CACHE", "NOP", "RESUME", "PRECALL", "PUSH_NULL", "EXTENDED_ARG",
+                       "KW_NAMES"})
+_SAME_OP = {"LOAD_METHOD": "LOAD_ATTR", "JUMP_BACKWARD_NO_INTERRUPT": "JUMP_BACKWARD"}
+
+
+def _fingerprint(code):
+    """What a code object computes, without where or how exactly it was compiled: its
+    instructions with the names and constants they use (nested code by fingerprint,
+    strings such as docstrings left out, jump targets ignored) and its variables' names.
+    A verbatim copy (``exec(inspect.getsource(f))``, also under another function name) has
+    the fingerprint of the original; an answer written independently practically never
+    has, down to every variable's name."""
+    import dis
+
+    fp = _PRINTS.get(code)
+    if fp is None:
+        ops = []
+        for ins in dis.get_instructions(code):
+            op = ins.opname
+            if op in _SKIP_OPS:
+                continue
+            value = ins.argval
+            if isinstance(value, types.CodeType):
+                value = _fingerprint(value)
+            elif isinstance(value, str) and op == "LOAD_CONST":
+                value = ""
+            elif "JUMP" in op or op.startswith(("FOR_ITER", "SEND", "POP_JUMP")) \
+                    or "FAST" in op or "DEREF" in op or "CLOSURE" in op:
+                value = None
+            elif not isinstance(value, (str, int, float, bool, type(None))):
+                value = repr(value)
+            ops.append((_SAME_OP.get(op, op), value))
+        fp = _PRINTS[code] = hash((tuple(ops), code.co_argcount, code.co_kwonlyargcount,
+                                   code.co_varnames, code.co_freevars, code.co_cellvars))
+    return fp
+
+
+_CHECK_PRINTS: dict = {}
+
+
+def _check_prints() -> dict:
+    """Fingerprints of every function in the checks' own modules (core excepted)."""
+    if not _CHECK_PRINTS:
+        for file in sorted(os.listdir(_CHECKS_DIR)):
+            path = os.path.join(_CHECKS_DIR, file)
+            if not file.endswith(".py") or path == _CORE_FILE:
+                continue
+            module = f"fromscratch.checks.{file[:-3]}"
+            for code in _real_codes(path):
+                if code.co_name != "<module>" and len(code.co_code) >= _COPY_MIN_BYTES:
+                    _CHECK_PRINTS.setdefault(_fingerprint(code), f"{module}.{code.co_qualname}")
+        _CHECK_PRINTS.setdefault(None, "")
+    return _CHECK_PRINTS
 
 
 def _qualname(obj) -> str:
@@ -412,20 +690,45 @@ def _qualname(obj) -> str:
 
 class _Targets:
     """The forbidden implementations, in the forms the profiler sees them: code objects
-    (Python functions, methods, every function of a class), C functions (by identity, and
-    tensor methods by name) and PyTorch operators (``"aten::..."``, caught at dispatch)."""
+    (Python functions, methods, every function of a class), their fingerprints (copies),
+    packages (by folder), C functions (by identity, and tensor methods by name) and
+    PyTorch operators (``"aten::..."``, caught at dispatch). ``switch=True``: refused only
+    when the answer's own code calls them (see :func:`_called_by_learner`)."""
 
-    def __init__(self, targets):
+    def __init__(self, targets, switches=()):
         self.codes: dict = {}
+        self.prints: dict = {}
+        self.files: list = []
         self.c_funcs: dict = {}
         self.c_methods: dict = {}  # name -> [(C type, qualified name)]: methods of C types
         self.ops: set = set()
+        self.switches: set = set()
         for target in targets:
             self.add(target)
+        for target in switches:
+            self.add(target, switch=True)
+        # frozen: what the guard refuses cannot be changed while it runs
+        self.codes, self.prints = MappingProxyType(self.codes), MappingProxyType(self.prints)
+        self.c_funcs = MappingProxyType(self.c_funcs)
+        self.c_methods = MappingProxyType({k: tuple(v) for k, v in self.c_methods.items()})
+        self.ops, self.switches = frozenset(self.ops), frozenset(self.switches)
+        self.files = tuple(self.files)
+        self.switch_packages = tuple(f"{package}." for _, package in self.files
+                                     if package in self.switches)
+        self.prefixes = tuple(prefix for prefix, _ in self.files)
 
-    def add(self, target, name: Optional[str] = None) -> None:
+    def add(self, target, name: Optional[str] = None, switch: bool = False) -> None:
         if isinstance(target, str):
-            self.ops.add(target)
+            if target.startswith("aten::"):
+                self.ops.add(target)
+            else:
+                self.add(Package(target), name, switch)
+            return
+        if isinstance(target, Package):
+            if target.prefix:
+                self.files.append((target.prefix, target.name))
+                if switch:
+                    self.switches.add(target.name)
             return
         if isinstance(target, tuple):
             owner, attr = target
@@ -437,7 +740,7 @@ class _Targets:
             owner_name = getattr(owner, "__name__", type(owner).__name__)
             self.add(getattr(owner, attr) if not isinstance(owner, type)
                      else owner.__dict__.get(attr, getattr(owner, attr)),
-                     name or f"{owner_name}.{attr}")
+                     name or f"{owner_name}.{attr}", switch)
             return
         if isinstance(target, type):
             for attr, value in vars(target).items():
@@ -446,28 +749,69 @@ class _Targets:
                 if isinstance(value, property):
                     value = value.fget
                 if callable(value) and not isinstance(value, type):
-                    self.add(value, f"{_qualname(target)}.{attr}")
+                    self.add(value, f"{_qualname(target)}.{attr}", switch)
             return
         if isinstance(target, (staticmethod, classmethod)):
             target = target.__func__
+        if type(target).__name__ == "instancemethod":  # a method of a pybind11 class
+            target = target.__func__
         target = getattr(target, "__func__", target)  # a bound method
         while hasattr(target, "__wrapped__"):  # a decorated function: its original too
-            self.add(target.__wrapped__, name)
+            self.add(target.__wrapped__, name, switch)
             target = target.__wrapped__
         code = getattr(target, "__code__", None)
         if code is not None:
-            self.codes.setdefault(code, name or _qualname(target))
+            label = name or _qualname(target)
+            self.codes.setdefault(code, label)
+            for inner in _all_codes(code, set()):  # copies of it, or of its inner functions
+                if len(inner.co_code) >= _COPY_MIN_BYTES:
+                    self.prints.setdefault(_fingerprint(inner), label)
+            if switch:
+                self.switches.add(label)
             return
         if isinstance(target, functools.partial):
-            self.add(target.func, name)
+            self.add(target.func, name, switch)
             return
+        label = name or _qualname(target)
+        if switch:
+            self.switches.add(label)
         if type(target).__name__ in ("method_descriptor", "wrapper_descriptor"):
             owner = target.__objclass__  # a method of a C type (torch.Tensor.sort, list.sort)
-            self.c_methods.setdefault(target.__name__, []).append(
-                (owner, name or _qualname(target)))
+            self.c_methods.setdefault(target.__name__, []).append((owner, label))
             return
         if callable(target):
-            self.c_funcs[id(target)] = (target, name or _qualname(target))
+            self.c_funcs[id(target)] = (target, label)
+
+
+def _targets(forbid) -> _Targets:
+    """The targets of a guard: ``forbid``, PyTorch's private reference implementations,
+    and what would switch the guard off."""
+    if isinstance(forbid, _Targets):
+        return forbid
+    return _Targets(list(forbid) + _ESCAPES + list(_SHIPPED),
+                    _switch_targets() + list(_SWITCH_PACKAGES) + list(_SHIPPED_DIRECT))
+
+
+def _calls_torch(fn) -> bool:
+    """Whether the C function ``fn`` is one of PyTorch's (a ``torch.*`` function or a
+    tensor method), whose operators the guard's dispatch mode must see."""
+    owner = getattr(fn, "__self__", None)
+    return (isinstance(owner, torch.Tensor) or type(owner).__name__ == "_VariableFunctionsClass"
+            or getattr(owner, "__name__", None) == "_VariableFunctionsClass"
+            or (getattr(fn, "__module__", None) or "").startswith("torch"))
+
+
+def _dispatch_intact(mode, depth: int) -> bool:
+    """Whether PyTorch still sends every operator through the guard's dispatch ``mode``."""
+    C = torch._C
+    try:
+        return (C._len_torch_dispatch_stack() >= depth
+                and C._get_dispatch_stack_at(depth - 1) is mode
+                and not C._dispatch_tls_is_dispatch_key_excluded(C.DispatchKey.Python)
+                and not C._dispatch_tls_is_dispatch_key_excluded(
+                    C.DispatchKey.PythonTLSSnapshot))
+    except (AttributeError, RuntimeError, IndexError):
+        return True
 
 
 class Guard:
@@ -478,128 +822,181 @@ class Guard:
     while the guard is on (the guard wraps a call of the learner's function); otherwise
     only when the learner's own code is on the call stack (the guard wraps a check's
     training loop, which calls the learner's model but may use the course's code itself).
+
+    The guard's state lives in the profiler's closure, out of the answer's reach; the
+    switches that would reach it (frames, the garbage collector, the profiler itself) or
+    turn the operator tracing off are refused when the answer calls them.
     """
 
     def __init__(self, forbid=(), *, checks: bool = True, anywhere: bool = True):
-        self.targets = forbid if isinstance(forbid, _Targets) else _Targets(list(forbid) + _ESCAPES)
-        self.checks, self.anywhere = checks, anywhere
-        self.violation: Optional[str] = None
-        self._verdicts: dict = {}  # code -> qualified name if forbidden, else ""
-        self._learner: dict = {}  # code -> True if it is the learner's code
-        self._previous = None
-        self._mode = None
-        self._closing = False
-        self._entry = None
+        self._make = functools.partial(_make_profile, _targets(forbid), checks, anywhere)
+        self._run = None
 
-    def _make_profile(self):
-        """The profiler: called for every function entered and left, so kept cheap (one
-        dictionary look-up per call; the rest only on a hit)."""
-        verdicts, judge, counts, refuse = self._verdicts.get, self._judge, self._counts, \
-            self._refuse
-        c_funcs, c_methods = self.targets.c_funcs.get, self.targets.c_methods
-        previous = self._previous
+    @property
+    def violation(self) -> Optional[str]:
+        return self._run.violation() if self._run is not None else None
 
-        def profile(frame, event, arg):
-            if self._closing:
-                return
-            if event == "call":
-                code = frame.f_code
-                name = verdicts(code)
-                if name is None:
-                    name = judge(code)
-                if name and counts(frame.f_back):
-                    refuse(name)
-            elif event == "c_call":
-                hit = c_funcs(id(arg))
-                if hit is not None and hit[0] is arg:
-                    if counts(frame):
-                        refuse(hit[1])
-                elif c_methods:
-                    for owner, name in c_methods.get(getattr(arg, "__name__", None), ()):
-                        if isinstance(getattr(arg, "__self__", None), owner) and counts(frame):
-                            refuse(name)
-            if previous is not None:
-                previous(frame, event, arg)
+    def check_callable(self, fn) -> None:
+        """Refuse ``fn`` itself when it is a forbidden C function, or a partial or bound
+        wrapper around one: calls from C to C (a partial calling a builtin) never reach
+        the profiler (PyTorch's operators are caught at dispatch all the same)."""
+        self._run.check_callable(fn)
 
-        return profile
+    def __enter__(self):
+        self._run = self._make()
+        self._run.enter(sys._getframe(1))
+        return self
 
-    def _judge(self, code) -> str:
-        name = self.targets.codes.get(code, "")
-        if not name and self.checks and code.co_filename.startswith(_CHECKS_DIR) \
+    def __exit__(self, exc_type, exc, tb):
+        violation = self._run.exit()
+        if violation is not None and not isinstance(exc, UsedForbidden):
+            raise UsedForbidden(violation)
+        return False
+
+
+class _Run(tuple):
+    """The guard's handles (functions closed over its state): enter, exit, violation,
+    check_callable."""
+
+    enter = property(lambda self: self[0])
+    exit = property(lambda self: self[1])
+    violation = property(lambda self: self[2])
+    check_callable = property(lambda self: self[3])
+
+
+def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
+    """The profiler of one guarded run and the functions that start and stop it; every
+    piece of state is a local of this function."""
+    verdicts: dict = {}  # code -> qualified name if forbidden, else ""
+    state = {"violation": None, "closing": False, "entry": None, "previous": None,
+             "mode": None, "depth": 0, "profile": None}
+    codes, prints, prefixes, files = targets.codes, targets.prints, targets.prefixes, \
+        targets.files
+    c_funcs, c_methods, switches = targets.c_funcs.get, targets.c_methods, targets.switches
+    switch_packages = targets.switch_packages
+    check_prints = _check_prints() if checks else {}
+    import torch._ops
+
+    ops_file = torch._ops.__file__
+
+    def refuse(name: str):
+        if state["violation"] is None:
+            state["violation"] = name
+        raise UsedForbidden(name)
+
+    def judge(code, frame=None) -> str:
+        name = codes.get(code, "")
+        if not name and prefixes and code.co_filename.startswith(prefixes):
+            for prefix, package in files:
+                if code.co_filename.startswith(prefix):
+                    name = f"{package}.{code.co_qualname}"
+                    break
+        if not name and checks and code.co_filename.startswith(_CHECKS_DIR) \
                 and code.co_filename != _CORE_FILE:
             module = os.path.splitext(os.path.basename(code.co_filename))[0]
-            name = f"fromscratch.checks.{module}.{code.co_qualname}" \
-                if hasattr(code, "co_qualname") else f"fromscratch.checks.{module}.{code.co_name}"
-        self._verdicts[code] = name
+            name = f"fromscratch.checks.{module}.{code.co_qualname}"
+        if not name and len(code.co_code) >= _COPY_MIN_BYTES and code.co_name != "<module>" \
+                and not (frame is not None and _is_library_frame(frame)):
+            fp = _fingerprint(code)  # the learner's code: a copy of a forbidden one?
+            name = prints.get(fp) or check_prints.get(fp, "")
+            if name and code not in codes:
+                name = f"a copy of {name}"
+        verdicts[code] = name
         return name
 
-    def _counts(self, frame) -> bool:
+    def counts(frame) -> bool:
         """Whether a forbidden entry counts: when the guard wraps a learner call, always,
         else only when learner code is on the stack; never while a library module is
         being imported (a lazy import inside PyTorch may sort, and an import broken
         halfway would break later imports)."""
-        learner = self.anywhere
-        while frame is not None and frame is not self._entry:
+        learner = anywhere
+        entry = state["entry"]
+        while frame is not None and frame is not entry:
             code = frame.f_code
-            mine = self._learner.get(code)
-            if mine is None:
-                mine = self._learner[code] = not _is_library_code(code)
-            if mine:
+            if not _is_library_frame(frame, verify=not learner):
                 learner = True
             elif code.co_name == "<module>" and _importing(frame):
                 return False
             frame = frame.f_back
         return learner
 
-    def check_callable(self, fn) -> None:
-        """Refuse ``fn`` itself when it is a forbidden C function, or a partial or bound
-        wrapper around one: calls from C to C (a partial calling a builtin) never reach
-        the profiler (PyTorch's operators are caught at dispatch all the same)."""
+    def hit(name, frame):
+        if name in switches or name.startswith(switch_packages):
+            if _called_by_learner(frame, name in _FRAME_SWITCHES):
+                refuse(name)
+        elif counts(frame):
+            refuse(name)
+
+    def intact_for(frame) -> None:
+        mode = state["mode"]
+        if mode is not None and not _is_library_frame(frame) \
+                and not _dispatch_intact(mode, state["depth"]):
+            refuse("torch.utils._python_dispatch (PyTorch's operator tracing, switched off)")
+
+    def profile(frame, event, arg):
+        if state["closing"]:
+            return
+        if event == "call":
+            code = frame.f_code
+            name = verdicts.get(code)
+            if name is None:
+                name = judge(code, frame)
+            if name:
+                hit(name, frame.f_back)
+            elif code.co_filename == ops_file and frame.f_back is not None:
+                intact_for(frame.f_back)  # the answer calls an operator: is it traced?
+        elif event == "c_call":
+            found = c_funcs(id(arg))
+            if found is not None and found[0] is arg:
+                hit(found[1], frame)
+            elif c_methods:
+                for owner, name in c_methods.get(getattr(arg, "__name__", None), ()):
+                    if isinstance(getattr(arg, "__self__", None), owner):
+                        hit(name, frame)
+            if _calls_torch(arg):  # the answer calls PyTorch: are its operators traced?
+                intact_for(frame)
+        previous = state["previous"]
+        if previous is not None:
+            previous(frame, event, arg)
+
+    def enter(entry):
+        state.update(violation=None, closing=False, entry=entry, previous=sys.getprofile())
+        if targets.ops:
+            state["mode"] = _ForbiddenOps(targets.ops, refuse)
+            state["mode"].__enter__()
+            state["depth"] = torch._C._len_torch_dispatch_stack()
+        state["profile"] = profile
+        sys.setprofile(profile)
+
+    def exit():
+        current = sys.getprofile()
+        state["closing"] = True
+        sys.setprofile(state["previous"])
+        mode = state["mode"]
+        if mode is not None:
+            intact = _dispatch_intact(mode, state["depth"])
+            state["mode"] = None
+            mode.__exit__(None, None, None)
+            if not intact and state["violation"] is None:
+                state["violation"] = ("torch.utils._python_dispatch (PyTorch's operator "
+                                      "tracing, switched off)")
+        if current is not profile and state["violation"] is None:
+            state["violation"] = "sys.setprofile"  # the answer switched the tracing off
+        return state["violation"]
+
+    def check_callable(fn) -> None:
         seen = 0
         while fn is not None and seen < 20:
-            hit = self.targets.c_funcs.get(id(fn))
-            if hit is not None and hit[0] is fn:
-                self._refuse(hit[1])
+            found = c_funcs(id(fn))
+            if found is not None and found[0] is fn:
+                refuse(found[1])
             code = getattr(fn, "__code__", None)
-            if code is not None and self._judge(code):
-                self._refuse(self._verdicts[code])
+            if code is not None and (verdicts.get(code) or judge(code)):
+                refuse(verdicts[code])
             fn = getattr(fn, "func", None) or getattr(fn, "__func__", None)
             seen += 1
 
-    def _refuse(self, name: str):
-        if self.violation is None:
-            self.violation = name
-        raise UsedForbidden(name)
-
-    def __enter__(self):
-        self.violation = None
-        self._closing = False
-        self._entry = sys._getframe(1)
-        self._previous = sys.getprofile()
-        if self.targets.ops:
-            self._mode = _ForbiddenOps(self.targets.ops, self)
-            self._mode.__enter__()
-        _ACTIVE.append(self)
-        self._profile = self._make_profile()
-        sys.setprofile(self._profile)
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        current = sys.getprofile()
-        self._closing = True
-        sys.setprofile(self._previous)
-        _ACTIVE.remove(self)
-        if self._mode is not None:
-            self._mode.__exit__(None, None, None)
-            self._mode = None
-        if current is not self._profile and self.violation is None:
-            self.violation = "sys.setprofile"  # the answer switched the tracing off
-        if self.violation is not None and not isinstance(exc, UsedForbidden):
-            raise UsedForbidden(self.violation)
-        return False
-
-
-_ACTIVE: list = []
+    return _Run((enter, exit, lambda: state["violation"], check_callable))
 
 
 def guard(forbid: Sequence = (), *, checks: bool = True, anywhere: bool = True) -> Guard:
@@ -611,11 +1008,13 @@ def forbidden(*targets) -> Guard:
     """Refuse the given implementations while the block runs (wherever they are entered).
 
     Each target is a Python function or method (every alias of it is refused, because
-    its code object is what the profiler sees), a class (every method of it), a C
-    function such as ``torch.sort`` or a tensor method such as ``torch.Tensor.sort``, an
-    ``(owner, attribute)`` pair naming one of these, or the name of a PyTorch operator
-    such as ``"aten::_native_multi_head_attention"``: any call that reaches that operator
-    raises, whatever Python name led to it. Nothing is replaced, so nothing needs to be
+    its code object is what the profiler sees, and so is a verbatim copy, by its
+    fingerprint), a class (every method of it), a whole package or module
+    (``Package("torch.distributions.kl")`` or its name as a string), a C function such as
+    ``torch.sort`` or a tensor method such as ``torch.Tensor.sort``, an ``(owner,
+    attribute)`` pair naming one of these, or the name of a PyTorch operator such as
+    ``"aten::_native_multi_head_attention"``: any call that reaches that operator raises,
+    whatever Python name led to it. Nothing is replaced, so nothing needs to be
     restored."""
     return Guard(targets, checks=False, anywhere=True)
 
@@ -628,8 +1027,10 @@ def call_guarded(fn: Callable, args: tuple = (), kwargs: Optional[dict] = None,
     own process and returns what it sent back."""
     if isinstance(fn, AnswerElsewhere):
         return fn.call_elsewhere(tuple(args), dict(kwargs or {}), list(forbid))
-    with guard(forbid) as watching:
+    watching = guard(forbid)
+    with watching:
         watching.check_callable(fn)
+        del watching  # no local of this frame holds the guard while the answer runs
         return fn(*args, **(kwargs or {}))
 
 
@@ -664,29 +1065,40 @@ class RunInAnswerProcess(BaseException):
 
 class _ForbiddenOps:
     """A PyTorch dispatch mode that raises :class:`UsedForbidden` when one of ``names``
-    (operator schema names, ``"aten::..."``) runs; every other operator runs as usual."""
+    (operator schema names, ``"aten::..."``) runs; every other operator runs as usual.
+    Operators reached through ``torch.ops.aten`` are refused the same way."""
 
-    def __new__(cls, names, owner=None):
+    def __new__(cls, names, refuse):
         from torch.utils._python_dispatch import TorchDispatchMode
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 name = func._schema.name
                 if name in names:
-                    label = name.replace("aten::", "torch.ops.aten.")
-                    if owner is not None and owner.violation is None:
-                        owner.violation = label
-                    raise UsedForbidden(label)
+                    refuse(name.replace("aten::", "torch.ops.aten."))
                 return func(*args, **(kwargs or {}))
 
         return Mode()
 
 
+def _is_switch(what: str) -> bool:
+    return ("switched off" in what
+            or what.startswith(("torch.utils._python_dispatch", "gc.", "sys."))
+            or any(name in what for name in _SWITCH_C + _SWITCH_GUARDS))
+
+
 def used_forbidden(exercise: str, name: str, what: str, strict: Optional[bool] = None) -> CheckResult:
-    if what in ("sys.setprofile", "sys.settrace") or "thread" in what:
+    if what in ("sys.setprofile", "sys.settrace") or "thread" in what or _is_switch(what):
         lines = [f"your code (`{name}`) calls `{what}`: it switches off the check's tracing of "
-                 "what the answer runs, or runs code where the check cannot see it.",
+                 "what the answer runs, reaches into the check, or runs code where the check "
+                 "cannot see it.",
                  "hint: the check refuses this on purpose; compute the answer in plain code."]
+    elif what.startswith("a copy of "):
+        lines = [f"your code (`{name}`) runs {what.replace('a copy of ', 'a copy of `')}`: the "
+                 "same instructions as the course's (or the check's) implementation of what "
+                 "this exercise asks you to write.",
+                 "hint: the check refuses copies on purpose: write the computation yourself "
+                 "from tensor operations; the chapter shows the pieces you need."]
     elif what.startswith("fromscratch.checks."):
         lines = [f"your code (`{name}`) calls `{what}`, a part of the check itself (its "
                  "reference or a helper), not an answer of your own.",
@@ -719,13 +1131,14 @@ def call_learner(exercise: str, fn: Callable, name: str, args: tuple = (), *,
         if seed is not None:
             torch.manual_seed(seed)
         return call_guarded(fn, args, forbid=forbid), None
-    except NotImplementedError:
-        return None, finish(not_attempted(exercise, name), strict)
     except UsedForbidden as exc:
         return None, used_forbidden(exercise, name, exc.name, strict)
     except Exception as exc:
+        if _not_attempted(exc):
+            return None, finish(not_attempted(exercise, name), strict)
         call = f"{name}({', '.join(describe(a) for a in args)})"
-        return None, failed(exercise, [f"{call} raised {_short_error(exc)}"], strict)
+        return None, failed(exercise, [f"{call} raised {_short_error(exc)}{_where(exc)}"],
+                            strict)
 
 
 def call_factory(exercise: str, factory: Callable, name: str, args: tuple = (),
@@ -886,22 +1299,85 @@ def _no_guard():
     yield
 
 
-def course_model_inside(model, classes: Sequence[type]) -> Optional[list]:
-    """``None``, or the feedback lines when ``model`` is, or holds anywhere in
-    ``model.modules()``, an instance of one of ``classes`` (the course's own model of the
-    piece an exercise asks the learner to build): a wrapper around it is refused too."""
-    import torch.nn as nn
+def held_objects(model, limit: int = 200_000):
+    """Everything ``model`` holds, not only its registered submodules and parameters:
+    ``(path, object)`` for each object reachable through attributes (also those set with
+    ``object.__setattr__``), lists, tuples, sets, dicts, bound methods, functions' closures
+    and defaults, and partials. Modules and classes themselves are not entered."""
+    seen, stack = set(), [("", model)]
+    while stack and len(seen) < limit:
+        path, obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, str, bytes, int,
+                                                float, bool, type(None))):
+            continue
+        seen.add(id(obj))
+        yield path, obj
+        if isinstance(obj, torch.Tensor):
+            continue
+        children: list = []
+        if isinstance(obj, dict):
+            children = [(f"{path}[{k!r}]", v) for k, v in obj.items()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children = [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
+        elif isinstance(obj, types.MethodType):
+            children = [(path, obj.__self__), (path, obj.__func__)]
+        elif isinstance(obj, types.FunctionType):
+            children = [(path, c.cell_contents) for c in (obj.__closure__ or ())
+                        if _cell_full(c)]
+            children += [(path, v) for v in (obj.__defaults__ or ())]
+            children += [(path, v) for v in (obj.__kwdefaults__ or {}).values()]
+        elif isinstance(obj, functools.partial):
+            children = [(path, obj.func), (path, obj.args), (path, obj.keywords)]
+        else:
+            try:
+                attrs = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                attrs = {}
+            for key, value in attrs.items():
+                if key in ("_modules", "_parameters", "_buffers") and isinstance(value, dict):
+                    children += [(f"{path}.{k}".lstrip("."), v) for k, v in value.items()]
+                else:
+                    children.append((f"{path}.{key}".lstrip("."), value))
+        stack.extend(reversed(children))
 
+
+def _cell_full(cell) -> bool:
+    try:
+        _ = cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def stored_numbers(model) -> int:
+    """Every number the model stores: its parameters (trainable or frozen), its buffers and
+    every other tensor it holds anywhere (see :func:`held_objects`), each storage once."""
+    counted, total = set(), 0
+    for _, obj in held_objects(model):
+        if isinstance(obj, torch.Tensor):
+            key = (obj.untyped_storage().data_ptr(), obj.storage_offset(), tuple(obj.shape)) \
+                if obj.device.type != "meta" else id(obj)
+            if key not in counted:
+                counted.add(key)
+                total += obj.numel()
+    return total
+
+
+def course_model_inside(model, classes: Sequence[type]) -> Optional[list]:
+    """``None``, or the feedback lines when ``model`` is, or holds anywhere (see
+    :func:`held_objects`: a registered submodule, a plain attribute, a list, a closure),
+    an instance of one of ``classes`` (the course's own model of the piece an exercise
+    asks the learner to build): a wrapper around it is refused too."""
     classes = tuple(classes)
-    if not classes or not isinstance(model, nn.Module):
+    if not classes:
         return None
-    for path, module in model.named_modules():
-        if isinstance(module, classes):
+    for path, held in held_objects(model):
+        if isinstance(held, classes):
             where = "the model itself" if not path else f"`{path}` inside the model"
-            return [f"{where} is the course's {type(module).__name__} "
-                    f"({type(module).__module__}); the exercise asks you to build this "
+            return [f"{where} is the course's {type(held).__name__} "
+                    f"({type(held).__module__}); the exercise asks you to build this "
                     "network yourself, so the course's model is refused, also when wrapped "
-                    "in another module.",
+                    "in another module or stored out of sight.",
                     "hint: write the layers yourself from nn.Linear, nn.Conv2d, activation "
                     "functions and nn.Sequential."]
     return None
@@ -929,10 +1405,14 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
        trained model does wrong (e.g. it does not use the part the exercise is about).
     The implementations in ``forbid`` are refused throughout, whenever the learner's code
     (the factory, the model's own methods) leads to them (see :class:`Guard`), and a model
-    that is or holds one of ``refuse_classes`` anywhere in ``model.modules()`` (the course's
-    model of the piece the exercise asks for, wrapped or not) is refused. Tracing slows
-    training a little: ``watch_training=False`` traces only the factory (for a ``forbid``
-    list that only the factory could reach).
+    that is or holds one of ``refuse_classes`` anywhere (see :func:`held_objects`: the
+    course's model of the piece the exercise asks for, wrapped, hidden in a plain
+    attribute or built lazily) is refused, and so is running one of their ``forward``
+    methods from the learner's code (probes) or holding one after training. Whenever the
+    exercise forbids anything, the model's own code is traced throughout (probe,
+    training, after-training probes): a forbidden function called lazily inside
+    ``forward`` is refused like one in the factory. ``watch_training`` is kept for
+    callers; the training is traced either way.
 
     With an ``evaluation`` (see :class:`Evaluation`), ``train(model)`` only trains, and the
     score is ``evaluation.score`` of the model's outputs on evaluation inputs drawn at
@@ -958,9 +1438,12 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
         return finish(result, strict)
     # while the check trains and probes the model, the learner's code (its forward) is
     # traced only when the exercise forbids something: tracing slows training down
-    targets = _Targets(list(forbid) + _ESCAPES)
-    watch = (lambda: Guard(targets, checks=False, anywhere=False)) \
-        if forbid and watch_training else _no_guard
+    watched = list(forbid) + [(cls, "forward") for cls in refuse_classes]
+    targets = _targets(watched)
+    watch = (lambda: Guard(targets, checks=False, anywhere=False)) if watched else _no_guard
+    # the training is traced when the exercise forbids something the model could call;
+    # the course's model is looked for again after training (built lazily and kept)
+    train_watch = watch if forbid else _no_guard
     try:
         with watch():
             problem = check_output_shape(exercise, model, probe, out_shape, probe_text,
@@ -971,6 +1454,7 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                 lines = requirement(model)
                 if lines:
                     return failed(exercise, lines, strict)
+        with train_watch():
             torch.manual_seed(seed)
             score = train(model)
             if evaluation is not None:
@@ -980,7 +1464,7 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                     outputs = evaluation.predict(model.eval(), inputs)
                 if given is not None:  # the answer's side under the grader: report, stop
                     raise _TrainedReport(_report(model, probe, outputs, watch,
-                                                 after_training))
+                                                 after_training, refuse_classes))
                 score = evaluation.score(outputs, private)
             score = float(score)
     except UsedForbidden as exc:
@@ -990,6 +1474,11 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     except Exception as exc:
         return failed(exercise, [f"training the model raised {_short_error(exc)}",
                                  f"hint: {shape_hint}"], strict)
+    lines = course_model_inside(model, refuse_classes)
+    if lines:
+        result = failed(exercise, lines, strict=False)
+        result.refused = lines[0]
+        return finish(result, strict)
     good = score >= bar if higher_is_better else score <= bar
     if not good:
         lines = [f"after training with the check's recipe: {score_text(score)}; "
@@ -1077,11 +1566,11 @@ class _TrainedReport(BaseException):
         self.report = report
 
 
-def _report(model, probe, outputs, watch, after_training) -> dict:
-    after = None
+def _report(model, probe, outputs, watch, after_training, refuse_classes=()) -> dict:
+    after = course_model_inside(model, refuse_classes)  # held after training
     try:
         with watch():
-            for requirement in after_training:
+            for requirement in () if after else after_training:
                 lines = requirement(model)
                 if lines:
                     after = [str(line) for line in lines]

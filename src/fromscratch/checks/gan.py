@@ -186,7 +186,8 @@ def _rotation(angle: float) -> torch.Tensor:
 
 
 def _train_ring(gen_model: nn.Module, seed: int = 0, latent: int = 4,
-                angle: float = 0.0) -> G.Coverage:
+                angle: float = 0.0, modes: int = G.RING_MODES,
+                radius: float = G.RING_RADIUS) -> G.Coverage:
     """The check's recipe: the course's ring discriminator, non-saturating loss, Adam. The
     ring is turned by ``angle`` (radians) for training, and the samples turned back for
     scoring: a generator that knows the ring's centres instead of learning them misses."""
@@ -202,7 +203,7 @@ def _train_ring(gen_model: nn.Module, seed: int = 0, latent: int = 4,
     try:
         gen_model.train()
         for _ in range(r["steps"]):
-            real = G.ring_of_gaussians(r["batch_size"], data) @ turn.T
+            real = G.ring_of_gaussians(r["batch_size"], data, modes, radius) @ turn.T
             z = torch.randn(r["batch_size"], latent, generator=data)
             with torch.no_grad():
                 fake = gen_model(z)
@@ -220,7 +221,7 @@ def _train_ring(gen_model: nn.Module, seed: int = 0, latent: int = 4,
     gen_model.eval()
     with torch.no_grad():
         z = torch.randn(1000, latent, generator=torch.Generator().manual_seed(0))
-        return G.ring_coverage(gen_model(z) @ turn)  # turned back
+        return G.ring_coverage(gen_model(z) @ turn, modes, radius)  # turned back
 
 
 class _Bar(float):
@@ -284,9 +285,15 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
                     "parameter?). Build the generator from layers that training can move."]
         return None
 
-    # the ring the generator must learn is turned by an angle drawn at check time (at
-    # least 0.15 rad from the chapter's ring, whose modes are 0.79 rad apart)
-    angle = 0.15 + 0.49 * float(torch.rand(1, generator=fresh_generator()))
+    # the ring the generator must learn is drawn at check time: turned by an angle (at
+    # least 0.15 rad from the chapter's ring, whose modes are 0.79 rad apart), with 7 or 9
+    # modes (never the chapter's 8) on a circle of another radius: a generator that knows
+    # the chapter's centres (and learns only a rotation or a scale) covers too few
+    draw = fresh_generator()
+    angle = 0.15 + 0.49 * float(torch.rand(1, generator=draw))
+    modes = 7 if float(torch.rand(1, generator=draw)) < 0.5 else 9
+    radius = round(G.RING_RADIUS * (1.15 + 0.1 * float(torch.rand(1, generator=draw))), 2)
+    modes_bar = math.ceil(MODEL_MODES_BAR / G.RING_MODES * modes)
 
     def train(model):
         import copy
@@ -295,14 +302,15 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
         runs = []
         for seed in MODEL_SEEDS:
             model.load_state_dict(start)
-            runs.append(_train_ring(model, seed, latent, angle))
+            runs.append(_train_ring(model, seed, latent, angle, modes, radius))
         cov = max(runs, key=lambda c: (c.modes, c.quality))
         scores["modes"], scores["quality"] = cov.modes, cov.quality
         # one score for check_trained_model: passes (>= 1) if both bars are met
-        return min(cov.modes / MODEL_MODES_BAR, cov.quality / MODEL_QUALITY_BAR)
+        return min(cov.modes / modes_bar, cov.quality / MODEL_QUALITY_BAR)
 
-    bar_text = (f"at least {MODEL_MODES_BAR} modes covered and quality >= "
-                f"{MODEL_QUALITY_BAR}")
+    bar_text = (f"at least {modes_bar} of the {modes} modes covered and quality >= "
+                f"{MODEL_QUALITY_BAR} (the check's ring, drawn at check time: {modes} modes "
+                f"on a circle of radius {radius})")
 
     def text(v):
         if v is BAR or "modes" not in scores:
@@ -314,21 +322,22 @@ def check_ring_generator(make_generator: Callable, strict: Optional[bool] = None
             out = model(torch.randn(256, latent, generator=torch.Generator().manual_seed(1)))
         if G.ring_coverage(out).modes >= MODEL_MODES_BAR:
             return [f"likely mistake: the generator draws the chapter's ring, but the check "
-                    f"trained it on the ring turned by {angle:.2f} rad: its points come "
-                    "from centres it knows, not from what it learned. Build it from layers "
-                    "that training moves, and let the discriminator teach it the ring."]
+                    f"trained it on a ring drawn at check time ({modes} modes, radius "
+                    f"{radius}, turned by {angle:.2f} rad): its points come from centres "
+                    "it knows, not from what it learned. Build it from layers that training "
+                    "moves, and let the discriminator teach it the ring."]
         if out.min() >= 0 and out.max() <= 1:
             return ["likely mistake: the outputs stay in [0, 1] (a sigmoid at the end?), "
-                    "but the centres lie on a circle of radius 2, from -2 to 2; end with a "
-                    "plain nn.Linear."]
+                    f"but the centres lie on a circle of radius {radius}, from -{radius} "
+                    f"to {radius}; end with a plain nn.Linear."]
         if out.abs().max() <= 1:
             return ["likely mistake: the outputs stay in [-1, 1] (a tanh at the end?), "
-                    "but the centres lie on a circle of radius 2; end with a plain "
+                    f"but the centres lie on a circle of radius {radius}; end with a plain "
                     "nn.Linear."]
         linear = (nn.Linear, nn.Sequential, nn.Identity, nn.Dropout)
         if all(isinstance(m, linear) for m in model.modules()):
             return ["hint: a generator needs nonlinear hidden layers (e.g. two of 32 "
-                    "units with ReLU) to bend a Gaussian onto 8 separate modes; a stack "
+                    f"units with ReLU) to bend a Gaussian onto {modes} separate modes; a stack "
                     "of linear layers is one linear map and can only draw another "
                     "Gaussian."]
         return ["hint: two hidden layers of 32 or more units with ReLU and a plain "

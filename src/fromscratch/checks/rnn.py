@@ -143,6 +143,51 @@ def _replace_first_step(module, x, new_first):
     return new_first
 
 
+def _step_inputs(model, grus, x) -> list:
+    """The per-step inputs ``(B, I)`` the model's GRUs receive while it reads ``x``."""
+    steps = []
+
+    def record(module, args):
+        steps.extend(_steps_into(module, args[0]))
+
+    handles = [m.register_forward_pre_hook(record) for m in grus]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return steps
+
+
+def _reads_every_token(model, grus, pair) -> Optional[list]:
+    """``None`` if the GRU reads the whole sequence, one token per step in order: with the
+    token at a middle position (or the last) changed, exactly that step's input changes.
+    A model that feeds the GRU only the first token (which is all this task needs)
+    passes a probe of the first position alone."""
+    T = pair.shape[1]
+    was_training = model.training
+    model.eval()
+    try:
+        for k in sorted({T // 2, T - 1, 1} - {0}):
+            probe = pair[:1].repeat(2, 1)
+            probe[1, k] = (probe[0, k] + 1) % 8
+            steps = _step_inputs(model, grus, probe)
+            differs = [not torch.equal(s[0], s[1]) for s in steps]
+            if len(steps) != T or differs != [i == k for i in range(T)]:
+                changed = [i for i, d in enumerate(differs) if d]
+                return [f"input: two sequences of {T} tokens that differ only at position {k}; "
+                        f"the GRU ran {len(steps)} steps, and its input changed at step(s) "
+                        f"{changed or 'none'}: a GRU reading the sequence left to right, "
+                        f"one token per step, runs {T} steps and sees the change at step {k}.",
+                        "hint: run the GRU over every token of the sequence, not only the "
+                        "first ones: the exercise is to remember the first token while "
+                        "reading all the others."]
+    finally:
+        model.train(was_training)
+    return None
+
+
 def _gru_reads_first_token_first(model, pair) -> Optional[list]:
     """``None`` if the model is built on a GRU that reads the sequence left to right and
     through which alone the first token reaches the output; else the feedback lines.
@@ -213,7 +258,7 @@ def _gru_reads_first_token_first(model, pair) -> Optional[list]:
                 "first input made equal, the two outputs should be equal too.",
                 "hint: classify from the GRU's last hidden state only, so the answer has to be "
                 "remembered through the recurrence."]
-    return None
+    return _reads_every_token(model, grus, pair)
 
 
 def check_memory_model(make_model: Callable, strict: Optional[bool] = None, length: int = 50,
@@ -249,9 +294,9 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
         requirements=[lambda model: _gru_reads_first_token_first(model, pair)],
         train=train, bar=MEMORY_BAR,
         score_text=lambda a: f"{a:.1%} validation accuracy at length {length} (chance 25%)",
-        below_bar=below_bar, forbid=[init_keep_gate], watch_training=False, strict=strict,
-        seed=seed, evaluation=accuracy_evaluation(  # 500 new sequences (under the grader:
-            lambda g: remember_first(500, length, seed=drawn_seed(g, seed + 1))))  # drawn)
+        below_bar=below_bar, forbid=[init_keep_gate], strict=strict, seed=seed,
+        evaluation=accuracy_evaluation(  # 500 new sequences (under the grader: drawn)
+            lambda g: remember_first(500, length, seed=drawn_seed(g, seed + 1))))
 
 
 def _stream_logits(model, ids):

@@ -164,6 +164,11 @@ def _sorter_hint(model, score):
     return hints
 
 
+#: A sorter whose attention is cut down to each position attending to itself alone may
+#: keep no more than this accuracy (it can still guess from its own token and position).
+SELF_ONLY_LIMIT = 0.6
+
+
 #: Sorting done for the model: refused while the sorter is trained and scored.
 SORTING = [(owner, name) for owner in (torch, torch.Tensor)
            for name in ("sort", "argsort", "msort", "topk", "kthvalue", "bincount", "unique",
@@ -190,13 +195,36 @@ def _other_sequences_attention(module, args, output):
     return output.roll(1, dims=0)
 
 
+def _self_only_attention(module, args, kwargs, output):
+    """Each position's attention output as if it attended to itself alone (the layer run
+    on every position separately): what an attention layer that only passes each token's
+    own content through would give anyway."""
+    if isinstance(module, nn.MultiheadAttention):
+        names = ("query", "key", "value")
+        qkv = list(args[:3]) + [kwargs.get(n) for n in names[len(args[:3]):]]
+        time_dim = 1 if module.batch_first else 0
+        rest = {k: v for k, v in kwargs.items() if k not in names and k != "key_padding_mask"
+                and k != "attn_mask" and k != "is_causal"}
+        parts = [module.forward(*[t.narrow(time_dim, i, 1) for t in qkv], **rest)[0]
+                 for i in range(qkv[0].shape[time_dim])]
+        first = torch.cat(parts, dim=time_dim)
+        return (first, *output[1:]) if isinstance(output, tuple) else first
+    x = args[0] if args else kwargs["x"]
+    rest = {k: v for k, v in kwargs.items() if k not in ("x", "key_padding_mask", "causal")}
+    parts = [module.forward(x[:, i:i + 1], **rest) for i in range(x.shape[1])]
+    if isinstance(output, tuple):
+        return (torch.cat([p[0] for p in parts], dim=1), *output[1:])
+    return torch.cat(parts, dim=1)
+
+
 def _uses_attention(X, Y, accuracy_fn):
     """A requirement: with every attention layer's output set to zero, and with it taken
     from other sequences, the trained model must lose most of its accuracy (else it sorts
     without attention, or uses attention only as an on/off gate)."""
 
-    def with_hook(model, hook):
-        handles = [m.register_forward_hook(hook) for m in _attention_modules(model)]
+    def with_hook(model, hook, with_kwargs=False):
+        handles = [m.register_forward_hook(hook, with_kwargs=with_kwargs)
+                   for m in _attention_modules(model)]
         try:
             return accuracy_fn(model, X, Y)
         finally:
@@ -216,6 +244,15 @@ def _uses_attention(X, Y, accuracy_fn):
                     f"sequence's attention output taken from another sequence, the trained "
                     f"model still scores {swapped:.1%} on its own tokens (attention used as "
                     "an on/off switch, with the sorting done elsewhere?).",
+                    "hint: let attention move the tokens' content to the output positions, "
+                    "as the chapter's TokenTransformer does."]
+        alone = with_hook(model, _self_only_attention, with_kwargs=True)
+        if alone >= SELF_ONLY_LIMIT:
+            return [f"the attention layers move nothing between positions: with every "
+                    f"position attending to itself alone, the trained model still scores "
+                    f"{alone:.1%}. Sorting needs each output position to gather the tokens "
+                    "from the others; here attention only passes each token's own content "
+                    "on, and the sorting is done elsewhere.",
                     "hint: let attention move the tokens' content to the output positions, "
                     "as the chapter's TokenTransformer does."]
         return None

@@ -54,9 +54,9 @@ def check_reparameterization(sample_fn: Callable, kl_fn: Callable,
     ``kl_fn(mu, logvar)`` against the closed-form KL from ``N(0, I)`` (per example)."""
     import torch.distributions as dist
 
-    # the course's functions and PyTorch's distributions (rsample, the registered KLs)
-    forbid = [V.reparameterize, V.kl_divergence, dist.kl.kl_divergence,
-              dist.kl._kl_normal_normal, dist.Normal.rsample, dist.Normal.entropy,
+    # the course's functions and PyTorch's distributions (rsample, every KL formula)
+    forbid = [V.reparameterize, V.kl_divergence, "torch.distributions.kl",
+              dist.Normal.rsample, dist.Normal.entropy,
               dist.Independent.rsample, dist.MultivariateNormal.rsample]
     sample_mistakes = [
         (lambda mu, lv, eps: mu + torch.exp(lv) * eps,
@@ -132,7 +132,7 @@ def _train_and_score(model, split, generator_seed: int = 0):
         latent = model.encode_distribution(split.X_test[:1])[0].shape[-1]
         z = torch.randn(450, latent, generator=torch.Generator().manual_seed(0))
         samples = model.decode(z).reshape(-1, 1, 8, 8).clamp(0, 1) * 16
-    return rmse, fd(samples)
+    return rmse, fd(samples), samples
 
 
 def check_vae_model(make_vae: Callable, strict: Optional[bool] = None, latent: int = 8):
@@ -169,7 +169,7 @@ def check_vae_model(make_vae: Callable, strict: Optional[bool] = None, latent: i
         return None
 
     def train(model):
-        scores["rmse"], scores["fd"] = _train_and_score(model, split)
+        scores["rmse"], scores["fd"], scores["samples"] = _train_and_score(model, split)
         # one score for check_trained_model: passes if both bars are met
         return max(scores["rmse"] / MODEL_RMSE_BAR, scores["fd"] / MODEL_FD_BAR)
 
@@ -188,8 +188,50 @@ def check_vae_model(make_vae: Callable, strict: Optional[bool] = None, latent: i
         below_bar=lambda m, s: ["hint: give the encoder and decoder a hidden layer or two "
                                 "of 128 units, and return the log-variance (not the "
                                 "standard deviation) from the encoder."],
+        after_training=[lambda model: _through_latent(model, split),
+                        lambda model: _not_copies(scores["samples"])],
         forbid=[V.reparameterize, V.kl_divergence], refuse_classes=[V.Autoencoder],
-        watch_training=False, strict=strict)
+        strict=strict)
+
+
+def _through_latent(model, split) -> Optional[list]:
+    """``None`` if the reconstruction is computed through the latent code only: decode(z)
+    gives the same images for the same z whatever the model encoded last, and forward(x)
+    is decode of x's mean code. Else the feedback lines (a model that hands its input
+    around the bottleneck reconstructs perfectly and learns nothing)."""
+    x1, x2 = split.X_test[:8], split.X_test[8:16]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            mu = model.encode_distribution(x1)[0]
+            first = model.decode(mu)
+            model.encode_distribution(x2)
+            model(x2)
+            again = model.decode(mu)
+            out = model(x1)
+    finally:
+        model.train(was_training)
+    if not torch.allclose(first, again, atol=1e-5):
+        return ["decode(z) depends on more than z: the same codes gave other images after the "
+                "model had encoded other digits, so the reconstruction passes the input around "
+                "the bottleneck.",
+                "hint: decode must compute the image from z alone; keep no state between calls."]
+    if out.shape != first.shape or not torch.allclose(out, first, atol=1e-5):
+        return ["forward(x) is not decode(mu) of x's mean code mu: the reconstruction must go "
+                "through the latent code (the bottleneck) only.",
+                "hint: forward(x): mu, logvar = self.encode_distribution(x); return "
+                "self.decode(mu)."]
+    return None
+
+
+def _not_copies(samples) -> Optional[list]:
+    """``None`` unless the prior samples are copies of real digits (see
+    :func:`fromscratch.generative.copy_test`)."""
+    from .. import generative as gen
+
+    verdict = gen.copy_test(samples)
+    return gen.copy_lines(verdict) if verdict["copying"] else None
 
 
 # --- experiment: reconstruction RMSE in grey levels ---------------------------------------
