@@ -335,8 +335,10 @@ def test_attack_on_a_measurement_scores_zero(attacked):
     assert rows["honest"]["cnn-occlusion"] == "2"
     assert rows["measure_frames"]["cnn-occlusion"] == "0"
     assert rows["measure_frames"]["cnn-max-pool"] == "3"
-    assert "too high" in (out / "feedback" / "measure_frames.md").read_text() or \
-        "too low" in (out / "feedback" / "measure_frames.md").read_text()
+    text = (out / "feedback" / "measure_frames.md").read_text().split("## 2.")[1]
+    # the judge's value is never in the answer's process; the guard may refuse the frame
+    # walk itself (sys._getframe) before that shows
+    assert "[FAIL] cnn-occlusion" in text and ("too " in text or "sys._getframe" in text)
 
 
 @pytest.fixture(scope="module")
