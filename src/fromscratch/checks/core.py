@@ -197,6 +197,9 @@ def _not_attempted(exc: BaseException) -> bool:
 
     if not isinstance(exc, NotImplementedError):
         return False
+    told = getattr(exc, "answer_not_attempted", None)  # the grader's judge: found there
+    if told is not None:
+        return told is True
     tb = _innermost(exc)
     if tb is None or _is_library_frame(tb.tb_frame):
         return False
@@ -208,6 +211,9 @@ def _where(exc: BaseException) -> str:
     """Where in the answer's own code ``exc`` happened: `` (your line N: text)``, or ''."""
     import linecache
 
+    told = getattr(exc, "answer_where", None)  # the grader's judge: found there
+    if isinstance(told, str):
+        return told
     tb, found = exc.__traceback__, None
     while tb is not None:
         if not _is_library_frame(tb.tb_frame) and \

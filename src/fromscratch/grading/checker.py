@@ -529,7 +529,12 @@ def _serve(request: dict, exercise: dict, ns: dict, setup_ns: dict, core, wire) 
         except core.UsedForbidden as exc:
             return {"refused": str(exc.name)[:300]}
         except BaseException as exc:  # noqa: BLE001 - the answer's exception, by name
-            return {"raised": {"type": type(exc).__name__[:80], "message": str(exc)[:300]}}
+            raised = {"type": type(exc).__name__[:80], "message": str(exc)[:300]}
+            if hasattr(core, "_not_attempted"):  # the stub's own raise, or a library's
+                raised["stub"] = bool(core._not_attempted(exc))
+            if hasattr(core, "_where"):
+                raised["where"] = str(core._where(exc))[:300]
+            return {"raised": raised}
         reply = {}
         changed = {}
         for i, (old, new) in enumerate(zip(kept, flat)):

@@ -165,9 +165,13 @@ class Answer(AnswerElsewhere):
         raised = reply.get("raised")
         if isinstance(raised, dict):
             message = str(raised.get("message", ""))[:300]
-            if raised.get("type") == "NotImplementedError":
-                raise NotImplementedError(message)
-            raise _remote_error(raised.get("type"))(message)
+            error = NotImplementedError(message) if raised.get("type") == \
+                "NotImplementedError" else _remote_error(raised.get("type"))(message)
+            if "stub" in raised:  # as the check would tell in the answer's process
+                error.answer_not_attempted = raised.get("stub") is True
+            if isinstance(raised.get("where"), str):
+                error.answer_where = raised["where"][:300]
+            raise error
         try:
             value = wire.decode(reply.get("value"))
             flat = _tensors((args, kwargs))
