@@ -214,6 +214,9 @@ def _not_attempted(exc: BaseException) -> bool:
 
     if not isinstance(exc, NotImplementedError):
         return False
+    told = getattr(exc, "answer_not_attempted", None)  # the grader's judge: found there
+    if told is not None:
+        return told is True
     tb = _innermost(exc)
     if tb is None or _is_library_frame(tb.tb_frame):
         return False
@@ -225,6 +228,9 @@ def _where(exc: BaseException) -> str:
     """Where in the answer's own code ``exc`` happened: `` (your line N: text)``, or ''."""
     import linecache
 
+    told = getattr(exc, "answer_where", None)  # the grader's judge: found there
+    if isinstance(told, str):
+        return told
     tb, found = exc.__traceback__, None
     while tb is not None:
         if not _is_library_frame(tb.tb_frame) and \
@@ -1042,12 +1048,45 @@ def forbidden(*targets) -> Guard:
 def call_guarded(fn: Callable, args: tuple = (), kwargs: Optional[dict] = None,
                  forbid: Sequence = ()):
     """``fn(*args, **kwargs)`` under a :class:`Guard` that also refuses the checks' own
-    code: raises :class:`UsedForbidden` if the call executed something forbidden."""
+    code: raises :class:`UsedForbidden` if the call executed something forbidden. An
+    :class:`AnswerElsewhere` (the grader's judge) runs the call, guarded, in the answer's
+    own process and returns what it sent back."""
+    if isinstance(fn, AnswerElsewhere):
+        return fn.call_elsewhere(tuple(args), dict(kwargs or {}), list(forbid))
     watching = guard(forbid)
     with watching:
         watching.check_callable(fn)
         del watching  # no local of this frame holds the guard while the answer runs
         return fn(*args, **(kwargs or {}))
+
+
+class AnswerElsewhere:
+    """A learner's function that lives in another process (the grader's sandbox).
+
+    The grader's judge runs a chapter's pristine check in a process where no answer code
+    ever ran, with one of these in place of each function the answer cell defined. Every
+    call the check makes through :func:`call_guarded` (so :func:`check_function`,
+    :func:`call_learner` and :func:`check_measurement`) is sent to the answer's process,
+    run there under the same :class:`Guard`, and comes back as plain data; the check then
+    compares, diagnoses and words its feedback exactly as in a notebook. Subclasses
+    implement :meth:`call_elsewhere` and :meth:`train_elsewhere`."""
+
+    __name__ = "answer"
+
+    def call_elsewhere(self, args: tuple, kwargs: dict, forbid: list):
+        raise NotImplementedError
+
+    def train_elsewhere(self, exercise: str, inputs: dict) -> dict:
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        return self.call_elsewhere(args, kwargs, [])
+
+
+class RunInAnswerProcess(BaseException):
+    """Raised in the judge by a check that cannot be decided from data returned by calls
+    (it needs the learner's model object itself): the grader runs it in the answer's
+    process instead (see ``chapters/instructors.md``)."""
 
 
 class _ForbiddenOps:
@@ -1136,6 +1175,8 @@ def call_factory(exercise: str, factory: Callable, name: str, args: tuple = (),
     """
     import torch.nn as nn
 
+    if isinstance(factory, AnswerElsewhere):
+        raise RunInAnswerProcess(exercise)
     model, problem = call_learner(exercise, factory, name, args, forbid=forbid, strict=strict,
                                   seed=seed)
     if problem is not None:
@@ -1378,7 +1419,7 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                         success: Optional[Callable] = None, higher_is_better: bool = True,
                         forbid: Sequence = (), refuse_classes: Sequence[type] = (),
                         watch_training: bool = True, strict: Optional[bool] = None,
-                        seed: int = 0) -> CheckResult:
+                        seed: int = 0, evaluation: Optional[Evaluation] = None) -> CheckResult:
     """The shared pattern of every "change the model" exercise.
 
     1. ``make_model(*args)`` is called (seeded) and must return an ``nn.Module``;
@@ -1399,7 +1440,21 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
     training, after-training probes): a forbidden function called lazily inside
     ``forward`` is refused like one in the factory. ``watch_training`` is kept for
     callers; the training is traced either way.
+
+    With an ``evaluation`` (see :class:`Evaluation`), ``train(model)`` only trains, and the
+    score is ``evaluation.score`` of the model's outputs on evaluation inputs drawn at
+    check time. Under the grader, steps 1 to 5 then run in the answer's sandbox, which
+    sends back only the outputs on inputs without their labels; the judge draws the
+    inputs, keeps the labels and computes the score, the bar and the verdict (``success``
+    and ``below_bar`` receive a :class:`ModelSummary` there, not the model).
     """
+    if isinstance(make_model, AnswerElsewhere):
+        if evaluation is None:
+            raise RunInAnswerProcess(exercise)
+        return _judge_trained_model(exercise, make_model, evaluation, bar=bar,
+                                    score_text=score_text, below_bar=below_bar,
+                                    success=success, higher_is_better=higher_is_better,
+                                    strict=strict)
     model, problem = call_factory(exercise, make_model, name, args, strict, seed, forbid)
     if problem is not None:
         return problem
@@ -1428,10 +1483,20 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
                     return failed(exercise, lines, strict)
         with train_watch():
             torch.manual_seed(seed)
-            score = float(train(model))
+            score = train(model)
+            if evaluation is not None:
+                given = _ANSWER_SIDE[-1] if _ANSWER_SIDE else None
+                inputs, private = given if given is not None else evaluation.inputs(None)
+                with torch.no_grad():
+                    outputs = evaluation.predict(model.eval(), inputs)
+                if given is not None:  # the answer's side under the grader: report, stop
+                    raise _TrainedReport(_report(model, probe, outputs, watch,
+                                                 after_training, refuse_classes))
+                score = evaluation.score(outputs, private)
+            score = float(score)
     except UsedForbidden as exc:
         return used_forbidden(exercise, name, exc.name, strict)
-    except CheckFailed:
+    except (CheckFailed, _TrainedReport):
         raise
     except Exception as exc:
         return failed(exercise, [f"training the model raised {_short_error(exc)}{_where(exc)}",
@@ -1456,3 +1521,267 @@ def check_trained_model(exercise: str, make_model: Callable, name: str, args: tu
         return used_forbidden(exercise, name, exc.name, strict)
     return passed(exercise, success(model, score) if success else
                   f"{score_text(score)} (bar {score_text(bar)}).", strict)
+
+
+# --- Model exercises under the grader: trained where the answer runs, scored elsewhere ----
+
+@dataclass
+class Evaluation:
+    """How a trained model's score is computed, split so that the process that built and
+    trained the learner's model never sees the labels it is scored against.
+
+    ``inputs(g)`` returns ``(inputs, private)``: a dictionary of tensors the model is run
+    on and what only the scorer sees (their labels); ``g`` is ``None`` in a notebook (the
+    chapter's own evaluation data) and, under the grader, a generator seeded by the judge
+    at check time (inputs that are not the course's shipped data, so that no lookup in
+    it finds their labels);
+    ``predict(model, inputs)`` returns a dictionary of tensors (the model's outputs; it
+    runs where the model is, under ``torch.no_grad()`` and in eval mode);
+    ``score(outputs, private)`` returns the number compared with the bar."""
+
+    inputs: Callable
+    predict: Callable
+    score: Callable
+
+
+def accuracy_evaluation(data: Callable) -> Evaluation:
+    """The :class:`Evaluation` of a classifier scored by accuracy: ``data(g)`` returns
+    ``(X, y)``, the evaluation inputs and their labels (``g`` as in
+    :class:`Evaluation`); the model's logits ``(..., classes)`` on ``X`` are compared with
+    ``y`` ``(...)`` by their arg-max."""
+    def inputs(g):
+        X, y = data(g)
+        return {"x": X}, y
+
+    def predict(model, given):
+        return {"logits": model(given["x"])}
+
+    def score(outputs, labels):
+        logits = outputs.get("logits") if isinstance(outputs, dict) else None
+        if not isinstance(logits, torch.Tensor) or logits.dim() != labels.dim() + 1 or \
+                tuple(logits.shape[:-1]) != tuple(labels.shape):
+            raise ValueError(f"expected logits of shape {tuple(labels.shape)} + (classes,), "
+                             f"received {describe(logits)}")
+        return (logits.double().argmax(dim=-1) == labels).double().mean().item()
+
+    return Evaluation(inputs, predict, score)
+
+
+def drawn_seed(g: Optional[torch.Generator], default: int) -> int:
+    """``default`` in a notebook (``g`` is None), else a seed drawn with ``g``."""
+    return default if g is None else int(torch.randint(2 ** 31 - 1, (1,), generator=g))
+
+
+@dataclass
+class ModelSummary:
+    """What the judge knows about a model trained in the answer's process: how many
+    numbers it stores or computes with (see :func:`model_numbers`)."""
+
+    numbers: int
+
+
+#: the evaluation inputs the judge sent, set by the grader's sandbox while it runs a model
+#: exercise's check on the answer's side (empty in a notebook)
+_ANSWER_SIDE: list = []
+
+
+class _TrainedReport(BaseException):
+    """Ends a model check on the answer's side: what the judge needs, as plain data."""
+
+    def __init__(self, report: dict):
+        super().__init__("trained")
+        self.report = report
+
+
+def _report(model, probe, outputs, watch, after_training, refuse_classes=()) -> dict:
+    after = course_model_inside(model, refuse_classes)  # held after training
+    try:
+        with watch():
+            for requirement in () if after else after_training:
+                lines = requirement(model)
+                if lines:
+                    after = [str(line) for line in lines]
+                    break
+    except UsedForbidden as exc:
+        after = [f"refused: {exc.name}"]
+    return {"outputs": outputs, "numbers": model_numbers(model, probe), "after": after}
+
+
+def _judge_trained_model(exercise, answer, evaluation: Evaluation, *, bar, score_text,
+                         below_bar, success, higher_is_better, strict) -> CheckResult:
+    inputs, private = evaluation.inputs(fresh_generator())
+    report = answer.train_elsewhere(exercise, inputs)
+    if report.get("stage") != "trained":
+        status = TODO if report.get("status") == TODO else FAIL
+        result = CheckResult(exercise, status, [str(x) for x in report.get("lines") or []
+                                                ] or ["the check did not finish."], 0, 1)
+        result.refused = report.get("refused") if isinstance(report.get("refused"), str) \
+            else None
+        return finish(result, strict)
+    numbers = report.get("numbers")
+    summary = ModelSummary(numbers if isinstance(numbers, int) else 0)
+    try:
+        score = float(evaluation.score(report.get("outputs"), private))
+        if math.isnan(score):
+            raise ValueError("the score is not a number")
+    except Exception as exc:  # noqa: BLE001 - malformed outputs are the answer's
+        return failed(exercise, ["the trained model's outputs on the check's evaluation "
+                                 f"inputs could not be scored ({_short_error(exc)}): the "
+                                 "model must return what the exercise asks for."], strict)
+    good = score >= bar if higher_is_better else score <= bar
+    if not good:
+        lines = [f"after training with the check's recipe: {score_text(score)}; "
+                 f"the bar is {score_text(bar)}."]
+        return failed(exercise, lines + (below_bar(summary, score) if below_bar else []),
+                      strict)
+    after = report.get("after")
+    if isinstance(after, list) and after:
+        return failed(exercise, [str(x) for x in after], strict)
+    return passed(exercise, success(summary, score) if success else
+                  f"{score_text(score)} (bar {score_text(bar)}).", strict)
+
+
+def model_numbers(model, probe: Optional[torch.Tensor] = None) -> int:
+    """Every number a model stores or computes with, for a parameter budget: its
+    parameters and buffers, every tensor, NumPy array and list of numbers reachable from
+    its modules (attributes, lists, dictionaries, closures, the globals its methods
+    name), and, when ``probe`` is given, every tensor that ``model(probe)`` computes with
+    that is neither the input nor made by an operation inside that call (a table loaded
+    or built from a Python list inside ``forward``). A :class:`ModelSummary` gives its
+    count."""
+    if isinstance(model, ModelSummary):
+        return model.numbers
+    seen: dict = {}
+    if probe is not None:  # first: a table the model fills lazily is then there to count
+        try:
+            _used_in_forward(model, probe, seen)
+        except Exception:  # noqa: BLE001 - a model that fails here fails its shape check
+            pass
+    _reachable(model, seen, set(), 0)
+    return int(sum(seen.values()))
+
+
+def _storage_key(t: torch.Tensor):
+    try:
+        return ("t", t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+    except Exception:  # noqa: BLE001 - a tensor without storage
+        return ("t", id(t), 0)
+
+
+def _tensor_numbers(t: torch.Tensor) -> int:
+    try:
+        return t.untyped_storage().nbytes() // max(1, t.element_size())
+    except Exception:  # noqa: BLE001
+        return t.numel()
+
+
+def _reachable(obj, seen: dict, visited: set, depth: int) -> None:
+    import types
+
+    import torch.nn as nn
+
+    if depth > 8 or id(obj) in visited:
+        return
+    visited.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        seen[_storage_key(obj)] = _tensor_numbers(obj)
+        return
+    kind = type(obj).__module__
+    if kind == "numpy" and hasattr(obj, "nbytes") and hasattr(obj, "itemsize"):
+        seen[("n", id(obj))] = int(obj.nbytes) // max(1, int(obj.itemsize))
+        return
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        numbers = sum(1 for v in obj if isinstance(v, (int, float)))
+        if numbers:
+            seen[("l", id(obj))] = numbers
+        for v in obj:
+            if not isinstance(v, (int, float, str, bytes)):
+                _reachable(v, seen, visited, depth + 1)
+        return
+    if isinstance(obj, dict):  # a lookup table: its keys are data too
+        numbers = sum(1 for v in obj.values() if isinstance(v, (int, float)))
+        if numbers > 16:
+            seen[("d", id(obj))] = numbers
+        for v in list(obj.values()) + [k for k in obj if not isinstance(k, str)]:
+            if not isinstance(v, (int, float, str)):
+                _reachable(v, seen, visited, depth + 1)
+        return
+    if isinstance(obj, (bytes, bytearray)):
+        if len(obj) > 64:
+            seen[("b", id(obj))] = len(obj)
+        return
+    if isinstance(obj, types.MethodType):
+        _reachable(obj.__func__, seen, visited, depth + 1)
+        return
+    if isinstance(obj, types.FunctionType):
+        if _is_library_code(obj.__code__):
+            return
+        for cell in obj.__closure__ or ():
+            try:
+                _reachable(cell.cell_contents, seen, visited, depth + 1)
+            except ValueError:
+                pass
+        _reachable(obj.__defaults__ or (), seen, visited, depth + 1)
+        for name in _names_used(obj.__code__):
+            value = obj.__globals__.get(name)
+            if value is not None and not isinstance(value, (types.ModuleType, type)):
+                _reachable(value, seen, visited, depth + 1)
+        return
+    if isinstance(obj, nn.Module):
+        for module in obj.modules():
+            for value in list(vars(module).values()):
+                _reachable(value, seen, visited, depth + 1)
+            for klass in type(module).__mro__:
+                if klass.__module__.startswith(("torch", "builtins")):
+                    continue
+                for key, value in list(vars(klass).items()):
+                    if not key.startswith("__") or key in ("__call__", "__init__"):
+                        _reachable(value, seen, visited, depth + 1)
+        return
+    if hasattr(obj, "__dict__") and not isinstance(obj, type) and \
+            not kind.startswith(("torch", "builtins")):
+        _reachable(vars(obj), seen, visited, depth + 1)
+
+
+def _names_used(code) -> list:
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names += _names_used(const)
+    return names
+
+
+def _used_in_forward(model, probe: torch.Tensor, seen: dict) -> None:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    made: set = set()
+    used: dict = {}
+    x = probe.clone()
+    inputs = {_storage_key(x)}
+
+    def walk(value, into):
+        if isinstance(value, torch.Tensor):
+            into(value)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, into)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v, into)
+
+    def note_used(t):
+        key = _storage_key(t)
+        if key not in made and key not in inputs:
+            used[key] = _tensor_numbers(t)
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            walk(args, note_used)
+            walk(kwargs or {}, note_used)
+            out = func(*args, **(kwargs or {}))
+            walk(out, lambda t: made.add(_storage_key(t)))
+            return out
+
+    with torch.no_grad(), Count():
+        model(x)
+    seen.update(used)

@@ -9,7 +9,14 @@ import torch
 import torch.nn as nn
 
 from ..models.rnn import GRUCell, LSTMCell, RNNCell, init_keep_gate, perplexity
-from .core import Case, check_function, check_measurement, check_trained_model
+from .core import (
+    Case,
+    accuracy_evaluation,
+    check_function,
+    check_measurement,
+    check_trained_model,
+    drawn_seed,
+)
 
 MEMORY_BAR = 0.9
 
@@ -261,13 +268,12 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
     through ``SequenceClassifier(..., keep_bias=...)``) is refused: setting the gate's
     bias is the exercise."""
     from ..data import remember_first
-    from ..training import accuracy, fit
+    from ..training import fit
 
     def train(model):
         X, y = remember_first(2000, length, seed=seed)
         fit(model, (X, y), epochs=epochs, lr=3e-3, batch_size=64, seed=seed, clip_grad=1.0,
             device=torch.device("cpu"), progress=False)
-        return accuracy(model, *remember_first(500, length, seed=seed + 1))
 
     pair = remember_first(1, length, seed=seed + 3)[0].repeat(2, 1)
     pair[1, 0] = (pair[0, 0] + 1) % 4  # two sequences that differ in the first token only
@@ -288,7 +294,9 @@ def check_memory_model(make_model: Callable, strict: Optional[bool] = None, leng
         requirements=[lambda model: _gru_reads_first_token_first(model, pair)],
         train=train, bar=MEMORY_BAR,
         score_text=lambda a: f"{a:.1%} validation accuracy at length {length} (chance 25%)",
-        below_bar=below_bar, forbid=[init_keep_gate], strict=strict, seed=seed)
+        below_bar=below_bar, forbid=[init_keep_gate], strict=strict, seed=seed,
+        evaluation=accuracy_evaluation(  # 500 new sequences (under the grader: drawn)
+            lambda g: remember_first(500, length, seed=drawn_seed(g, seed + 1))))
 
 
 def _stream_logits(model, ids):

@@ -1,29 +1,30 @@
-"""The program that grades one submission inside its sandbox.
+"""The program that runs one submission's answers inside its sandbox.
 
-``python -I -m fromscratch.grading.checker JOB_FD RESULT_FD`` (PID 1 of the sandbox, see
+``python -I -m fromscratch.grading.checker JOB_FD EVENTS_FD`` (PID 1 of the sandbox, see
 :mod:`fromscratch.grading.sandbox`). It reads the job (set-up cells, and per exercise the
-learner's answer cell and the pristine check) from ``JOB_FD`` and writes one JSON line per
-event to ``RESULT_FD``, the only channel back to the grader. It never runs learner code
-itself:
+learner's answer cell and the pristine check) from ``JOB_FD``, writes one JSON line per
+event to ``EVENTS_FD`` (read by the judge, :mod:`fromscratch.grading.judge`, outside the
+sandbox) and reads the judge's requests from the job's ``requests_fd``. It never runs
+learner code itself, and it decides nothing:
 
 1. it sets the resource limits, imports torch, the course package and the checks, and runs
-   the assignment's pristine set-up cells (for example training the CNN a check measures);
-2. for each exercise it forks a child that closes the result channel, then runs **only
-   that exercise's answer cell**, puts back every function the checks rely on that the
-   answer replaced (and reports it), re-imports the checks from their read-only files and
-   runs the pristine check on the answer. The child reports to this process over a
-   private pipe; answer and check each have a time limit; afterwards every process in the
-   sandbox but this one is killed and the work copy emptied, so the next exercise starts
-   clean;
+   the assignment's pristine set-up cells (or loads their saved result);
+2. for each exercise it forks a child that runs **only that exercise's answer cell**,
+   puts back every function the checks rely on that the answer replaced (and reports
+   it), and then serves the judge's requests: each call of the answer's function the
+   judge's check makes (run under the check's guard), a model exercise's training up to
+   the model's outputs on the judge's inputs, or, for a check that needs the model
+   object itself, the whole check. Every reply is plain data
+   (:mod:`fromscratch.grading.wire`); this process passes requests and replies on with
+   time and size limits. Afterwards every process in the sandbox but this one is killed
+   and the work copy emptied, so the next exercise starts clean;
 3. this process is not dumpable (no ``/proc/1/mem`` or ``/proc/1/fd`` for the children)
    and, as PID 1 of its namespace, cannot be killed from inside it.
 
-An answer cell therefore cannot touch another exercise's check, another submission, the
-grader or the gradebook. What it *can* still do, since the check calls it in the same
-process, is subvert its own exercise's check from inside (for example by writing a
-forged result to the child's pipe); attempts the child notices (replaced functions,
-classes of the course package changed, writes outside the work copy, signals,
-``gc``/``ctypes`` introspection) are reported and make the status ``tampered``.
+What the child notices (replaced functions, classes of the course package changed,
+writes outside the work copy, signals, ``gc``/``ctypes`` introspection) is reported with
+the exercise's end event and makes the status ``tampered``; it is best effort, since it is
+observed in the answer's own process. The verdicts are the judge's.
 """
 
 from __future__ import annotations
@@ -84,10 +85,13 @@ def main(argv=None) -> None:
     import fromscratch
 
     package_path = list(fromscratch.__path__)
+    requests = os.fdopen(job["requests_fd"], "rb") \
+        if job.get("requests_fd") is not None else None
     for exercise in job["exercises"]:
         began = time.monotonic()
-        result = _grade_exercise(exercise, ns, snapshot, package_path, job, out_fd)
-        emit(dict(result, event="result", exercise=exercise["id"],
+        result = _grade_exercise(exercise, ns, snapshot, package_path, job, out_fd, emit,
+                                 requests)
+        emit(dict(result, event="exercise-end", exercise=exercise["id"],
                   seconds=round(time.monotonic() - began, 2)))
         _end_stragglers()
         _empty_work_copy()
@@ -184,14 +188,18 @@ def _prepare(job: dict, emit, state_fd=None) -> dict:
 
 
 def _grade_exercise(exercise: dict, ns: dict, snapshot: dict, package_path: list, job: dict,
-                    out_fd: int) -> dict:
-    read_end, write_end = os.pipe()
+                    out_fd: int, emit, requests) -> dict:
+    """One exercise: the child runs the answer cell, then serves the judge's calls (each
+    request is passed to the child and its reply, as data, back to the judge) until the
+    judge says ``done``; what the child noticed comes back as the exercise's end event."""
+    read_end, write_end = os.pipe()  # child -> this process
+    ask_read, ask_write = os.pipe()  # this process -> child
     pid = os.fork()
     if pid == 0:  # the child: learner code runs only here
         code = 0
         try:
-            os.close(out_fd)
-            os.close(read_end)
+            for fd in (out_fd, read_end, ask_write, requests.fileno()):
+                os.close(fd)
             try:  # at its memory cap, the kernel ends learner code, not the checker
                 with open("/proc/self/oom_score_adj", "w") as fh:
                     fh.write("1000")
@@ -199,15 +207,56 @@ def _grade_exercise(exercise: dict, ns: dict, snapshot: dict, package_path: list
                 pass
             if os.getpid() != 1:
                 os.setsid()
-            _child(exercise, ns, snapshot, package_path, _hide_fd(write_end))
+            _child(exercise, ns, snapshot, package_path, _hide_fd(write_end), ask_read)
         except BaseException:  # noqa: BLE001
             code = 3
         finally:
             os._exit(code)
     os.close(write_end)
-    messages, outcome = _collect(pid, read_end, job)
-    os.close(read_end)
-    return _verdict(exercise, messages, outcome)
+    os.close(ask_read)
+    link = _ChildLink(pid, read_end, ask_write)
+    answer, outcome = link.receive(_Budget(job["cell_timeout"]), "answer")
+    if answer is not None and answer.get("phase") != "answer-done":
+        answer, outcome = None, outcome or "garbage"
+    emit({"event": "answer", "exercise": exercise["id"], "answer_ran": answer is not None,
+          "answer_error": _error_data((answer or {}).get("error")),
+          "defined": _defined_data((answer or {}).get("defined")),
+          "outcome": outcome or "ok"})
+    deadline = None
+    while True:
+        line = requests.readline()
+        if not line:
+            outcome = outcome or "judge-gone"
+            break
+        try:
+            op = json.loads(line.decode("utf-8")).get("op")
+        except (ValueError, AttributeError):
+            op = None
+        if op == "done":
+            break
+        deadline = deadline or _Budget(job["check_timeout"])
+        reply = None
+        if outcome is None:
+            link.send(line)
+            reply, outcome = link.receive(deadline, "check")
+            if reply is not None and reply.get("phase") != "reply":
+                reply, outcome = None, "garbage"
+        if outcome is None:
+            emit({"event": "reply", "exercise": exercise["id"], "reply": reply.get("reply")})
+        else:
+            emit({"event": "reply", "exercise": exercise["id"], "gone": outcome})
+    final = None
+    if outcome is None:
+        link.send(b'{"op": "done"}\n')
+        final, late = link.receive(_Budget(10), "check")
+        if final is None or final.get("phase") != "result":
+            final, outcome = None, late or "garbage"
+    outcome = link.close(outcome)
+    out = {"outcome": outcome, "flags": [], "notes": []}
+    for key in ("restored", "flags", "notes", "reference", "subprocesses", "warnings"):
+        values = (final or {}).get(key)
+        out[key] = [_text(v, 300) for v in values[:20]] if isinstance(values, list) else []
+    return out
 
 
 def _hide_fd(fd: int) -> int:
@@ -229,69 +278,90 @@ def _hide_fd(fd: int) -> int:
         return fd
 
 
-def _collect(pid: int, fd: int, job: dict) -> tuple:
-    """Read the child's messages with time limits: ``(messages, outcome)``."""
-    limits = {"answer": job["cell_timeout"], "check": job["check_timeout"]}
-    phase, budget = "answer", _Budget(limits["answer"])
-    buffer, messages, outcome, status = b"", [], None, None
-    while True:
-        left = budget.left()
-        if left <= 0:
-            outcome = f"timeout-{phase}"
-            break
-        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
-        if ready:
-            chunk = os.read(fd, 65536)
-            buffer += chunk
-            if len(buffer) > _RESULT_LIMIT:
-                outcome = "oversized"
-                break
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                try:
-                    message = json.loads(line.decode("utf-8"))
-                except ValueError:
-                    message = {"phase": "garbage"}
-                messages.append(message if isinstance(message, dict) else {"phase": "garbage"})
-                if messages[-1].get("phase") == "answer-done" and phase == "answer":
-                    phase, budget = "check", _Budget(limits["check"])
-            if not chunk and status is None:
-                status = _wait(pid, 5.0)
-                break
-        if status is None:
-            done, status_now = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = status_now
-                # drain what is left, briefly (a grandchild may hold the pipe open)
-                end = time.monotonic() + 1.0
-                while time.monotonic() < end and select.select([fd], [], [], 0.1)[0]:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    buffer += chunk[: max(0, _RESULT_LIMIT - len(buffer))]
-                for line in buffer.split(b"\n"):
-                    if line.strip():
-                        try:
-                            message = json.loads(line.decode("utf-8"))
-                        except ValueError:
-                            message = {"phase": "garbage"}
-                        messages.append(message if isinstance(message, dict)
-                                        else {"phase": "garbage"})
-                break
-    if status is None:
+
+class _ChildLink:
+    """The private pipes to one exercise's child, with time and size limits."""
+
+    def __init__(self, pid: int, read_fd: int, write_fd: int):
+        self.pid, self.read_fd, self.write_fd = pid, read_fd, write_fd
+        self.buffer = b""
+        self.status = None
+
+    def send(self, data: bytes) -> None:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        status = _wait(pid, 5.0)
-    if outcome is None:
+            while data:
+                data = data[os.write(self.write_fd, data):]
+        except OSError:
+            pass  # the child is gone: its reply says so
+
+    def receive(self, deadline: _Budget, phase: str) -> tuple:
+        """``(message, None)``, or ``(None, outcome)`` when the child ran out of time, died,
+        sent more than any reply holds or something that is not a JSON object."""
+        while b"\n" not in self.buffer:
+            left = deadline.left()
+            if left <= 0:
+                return None, f"timeout-{phase}"
+            ready, _, _ = select.select([self.read_fd], [], [], min(left, 0.5))
+            if not ready:
+                if self.status is None:
+                    done, status = os.waitpid(self.pid, os.WNOHANG)
+                    if done:
+                        self.status = status
+                continue
+            chunk = os.read(self.read_fd, 1 << 20)
+            if not chunk:
+                return None, self._ended()
+            self.buffer += chunk
+            if len(self.buffer) > _REPLY_LIMIT:
+                return None, "oversized"
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            message = json.loads(line.decode("utf-8"))
+        except ValueError:
+            return None, "garbage"
+        return (message, None) if isinstance(message, dict) else (None, "garbage")
+
+    def _ended(self) -> str:
+        status = self.status if self.status is not None else _wait(self.pid, 5.0)
+        self.status = status
         if status is not None and os.WIFSIGNALED(status):
-            outcome = f"died-{os.WTERMSIG(status)}"
-        elif status is not None and os.WEXITSTATUS(status) not in (0,):
-            outcome = f"exit-{os.WEXITSTATUS(status)}"
-        else:
-            outcome = "ok"
-    return messages, outcome
+            return f"died-{os.WTERMSIG(status)}"
+        if status is not None and os.WEXITSTATUS(status) != 0:
+            return f"exit-{os.WEXITSTATUS(status)}"
+        return "exit-0"
+
+    def close(self, outcome):
+        if self.status is None:
+            self.status = _wait(self.pid, 2.0)  # killed after 2 s if it does not end
+        for fd in (self.read_fd, self.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        return outcome or "ok"
+
+
+def _error_data(error) -> dict | None:
+    if not isinstance(error, dict):
+        return None
+    line = error.get("line")
+    return {"type": _text(error.get("type"), 100), "message": _text(error.get("message"), 300),
+            "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
+            "code": _text(error.get("code"), 80)}
+
+
+def _defined_data(defined) -> dict:
+    """The names the answer cell defined: ``{name: {"callable": bool, "repr": text}}``."""
+    out = {}
+    if isinstance(defined, dict):
+        for name, info in list(defined.items())[:200]:
+            if isinstance(name, str) and name.isidentifier() and isinstance(info, dict):
+                out[name] = {"callable": info.get("callable") is True,
+                             "repr": _text(info.get("repr"), 200)}
+    return out
+
+
+_REPLY_LIMIT = 96 << 20
 
 
 class _Budget:
@@ -354,43 +424,6 @@ def _wait(pid: int, seconds: float):
         return os.waitpid(pid, 0)[1]
     except (ProcessLookupError, ChildProcessError):
         return None
-
-
-def _verdict(exercise: dict, messages: list, outcome: str) -> dict:
-    """What the grader is told about one exercise (only well-formed fields, bounded)."""
-    answer = next((m for m in messages if m.get("phase") == "answer-done"), None)
-    results = [m for m in messages if m.get("phase") == "result"]
-    unexpected = [m for m in messages if m.get("phase") not in ("answer-done", "result")]
-    error = (answer or {}).get("error")
-    if isinstance(error, dict):
-        line = error.get("line")
-        error = {"type": _text(error.get("type"), 100), "message": _text(error.get("message"),
-                                                                          300),
-                 "line": line if isinstance(line, int) else None,
-                 "code": _text(error.get("code"), 80)}
-    else:
-        error = None
-    out = {"outcome": outcome, "answer_ran": answer is not None, "answer_error": error,
-           "flags": [], "notes": []}
-    if len(results) > 1 or unexpected or sum(m.get("phase") == "answer-done"
-                                             for m in messages) > 1:
-        out["flags"].append("more messages than the check sends came from the exercise's "
-                            "process (a forged result?); the exercise scores 0")
-        results = []
-    if outcome != "ok":
-        results = []
-    if results:
-        r = results[0]
-        res = r.get("result") if isinstance(r.get("result"), dict) else {}
-        status = res.get("status") if res.get("status") in _STATUSES else "failed"
-        if res.get("exercise") != exercise["id"]:
-            status = "failed"
-        out["result"] = {"status": status, "text": _text(res.get("text"), 20000)}
-        for key in ("restored", "flags", "notes", "reference", "subprocesses", "warnings"):
-            values = r.get(key) if isinstance(r.get(key), list) else []
-            out.setdefault(key, [])
-            out[key] = out[key] + [_text(v, 300) for v in values[:20]]
-    return out
 
 
 def _text(value, limit: int) -> str:
@@ -476,7 +509,8 @@ def empty_folder(folder: str, budget: int = 1_000_000) -> None:
 
 # -- the child: one exercise's answer cell, then its pristine check ------------------------
 
-def _child(exercise: dict, ns: dict, snapshot: dict, package_path: list, fd: int) -> None:
+def _child(exercise: dict, ns: dict, snapshot: dict, package_path: list, fd: int,
+           ask_fd: int) -> None:
     write, dumps = os.write, json.dumps
 
     def send(message: dict) -> None:
@@ -489,9 +523,11 @@ def _child(exercise: dict, ns: dict, snapshot: dict, package_path: list, fd: int
     torch.manual_seed(0)
     audit = _Audit(exercise.get("reference_markers", []))
     sys.addaudithook(audit)
+    setup_ns = ns
     ns = dict(ns)
     ns["get_ipython"] = lambda: _NoIPython()
     ns["display"] = _display
+    before = dict(ns)
     error = None
     source = exercise.get("answer")
     if source is not None:
@@ -501,37 +537,151 @@ def _child(exercise: dict, ns: dict, snapshot: dict, package_path: list, fd: int
         except BaseException as exc:  # noqa: BLE001 - the learner's code may raise anything
             error = _describe_error(exc, source)
         audit.phase = "check"
-    send({"phase": "answer-done", "error": error})
     audit.active = False
+    defined = {}
+    for name, value in list(ns.items())[:2000]:
+        if name.startswith("__") or before.get(name, _MISSING) is value:
+            continue
+        try:
+            text = repr(value)[:200]
+        except Exception:  # noqa: BLE001
+            text = ""
+        defined[name] = {"callable": callable(value), "repr": text}
+    send({"phase": "answer-done", "error": error, "defined": defined})
     restored = _restore(snapshot)
     core, _ = _fresh_checks(exercise["chapter"], package_path)
-    audit.active = True  # the check calls the answer's code
-    try:
-        exec(compile(exercise["body"], f"<{exercise['id']} check>", "exec"), ns)
-        result = eval(compile(exercise["call"], f"<{exercise['id']} check>", "eval"), ns)
-    except NameError as exc:
-        result = core.failed(exercise["id"], [
-            f"{exc}: the exercise's answer cell is missing, renamed, or did not define it.",
-            "hint: keep the function name from the exercise, and keep everything the answer "
-            "needs (imports, helpers) in its own cell: grading runs each answer cell on its "
-            "own."], strict=False)
-    except BaseException as exc:  # noqa: BLE001
-        result = core.failed(exercise["id"], [
-            f"the check stopped with {type(exc).__name__}: {str(exc)[:300]}"], strict=False)
-    audit.active = False
+    from . import wire
+
+    asks = os.fdopen(ask_fd, "rb")
+    while True:
+        line = asks.readline()
+        try:
+            request = json.loads(line.decode("utf-8")) if line else {"op": "done"}
+        except ValueError:
+            request = {"op": "done"}
+        if request.get("op") == "done":
+            break
+        audit.active = True  # the requests call the answer's code
+        try:
+            reply = _serve(request, exercise, ns, setup_ns, core, wire)
+        except BaseException as exc:  # noqa: BLE001 - reported to the judge as data
+            reply = {"raised": {"type": type(exc).__name__, "message": str(exc)[:300]}}
+        audit.active = False
+        try:
+            text = dumps({"phase": "reply", "reply": reply}) + "\n"
+        except (TypeError, ValueError) as exc:
+            text = dumps({"phase": "reply", "reply": {"raised": {
+                "type": "ValueError", "message": f"the reply could not be sent: {exc}"}}}) + "\n"
+        data = text.encode("utf-8")
+        while data:
+            data = data[write(fd, data):]
     restored += [r for r in _restore(snapshot) if r not in restored]
-    if not isinstance(result, core.CheckResult) or type(result) is not core.CheckResult:
-        result = core.failed(exercise["id"], ["the check did not return its result "
-                                              f"(received {type(result).__name__})."],
-                             strict=False)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except Exception:  # noqa: BLE001
         pass
-    send({"phase": "result", "result": result.to_dict(), "restored": restored,
-          "flags": audit.flags, "warnings": audit.warnings, "notes": audit.notes,
-          "reference": audit.reference, "subprocesses": audit.subprocesses})
+    send({"phase": "result", "restored": restored, "flags": audit.flags,
+          "warnings": audit.warnings, "notes": audit.notes, "reference": audit.reference,
+          "subprocesses": audit.subprocesses})
+
+
+def _serve(request: dict, exercise: dict, ns: dict, setup_ns: dict, core, wire) -> dict:
+    """Run one of the judge's requests in the answer's process; the reply is data only.
+
+    ``call``: the answer's function on the judge's arguments, under the check's
+    :class:`~fromscratch.checks.core.Guard` (what it returned, which tensor arguments it
+    changed, and for a scalar loss its gradient with respect to the arguments that need
+    one). ``model``: a model exercise's check up to the trained model's outputs on the
+    judge's evaluation inputs (no labels). ``check-here``: the whole check, in this
+    process (a check the judge cannot decide from data; see ``chapters/instructors.md``)."""
+    import base64
+    import pickle
+
+    import torch
+
+    class _Unpickler(pickle.Unpickler):  # the judge's data: it may name the answer's objects
+        def persistent_load(self, pid):
+            kind, name = pid
+            if kind == "answer" and name in ns:
+                return ns[name]
+            raise pickle.UnpicklingError(f"no {name!r} in the answer's cell")
+
+    import io
+
+    payload = _Unpickler(io.BytesIO(base64.b64decode(request.get("payload", "")))).load() \
+        if request.get("payload") else {}
+    op = request.get("op")
+    if op == "call":
+        if isinstance(payload.get("rng"), torch.Tensor):
+            torch.set_rng_state(payload["rng"])
+        fn = ns.get(payload["name"])
+        args, kwargs = payload["args"], payload["kwargs"]
+        flat = _tensors((args, kwargs))
+        kept = [t.detach().clone() for t in flat]
+        try:
+            out = core.call_guarded(fn, args, kwargs, payload["forbid"])
+        except core.UsedForbidden as exc:
+            return {"refused": str(exc.name)[:300]}
+        except BaseException as exc:  # noqa: BLE001 - the answer's exception, by name
+            raised = {"type": type(exc).__name__[:80], "message": str(exc)[:300]}
+            if hasattr(core, "_not_attempted"):  # the stub's own raise, or a library's
+                raised["stub"] = bool(core._not_attempted(exc))
+            if hasattr(core, "_where"):
+                raised["where"] = str(core._where(exc))[:300]
+            return {"raised": raised}
+        reply = {}
+        changed = {}
+        for i, (old, new) in enumerate(zip(kept, flat)):
+            if tuple(old.shape) != tuple(new.shape) or not torch.equal(old, new.detach()):
+                changed[str(i)] = wire.encode(new)
+        reply["changed"] = changed
+        leaves = [t for t in flat if t.requires_grad and t.is_leaf]
+        if leaves and isinstance(out, torch.Tensor) and out.requires_grad and out.numel() == 1:
+            try:
+                grads = torch.autograd.grad(out.sum(), leaves, allow_unused=True)
+                reply["grads"] = [None if g is None else wire.encode(g) for g in grads]
+            except Exception as exc:  # noqa: BLE001
+                reply["grad_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        try:
+            reply["value"] = wire.encode(out)
+        except wire.WireError as exc:
+            return {"raised": {"type": "AnswerTooLarge", "message": str(exc)}}
+        return reply
+    if op in ("model", "check-here"):
+        exec(compile(exercise["body"], f"<{exercise['id']} check>", "exec"), ns)
+        if op == "model":
+            core._ANSWER_SIDE.append((payload["inputs"], None))
+        try:
+            result = eval(compile(exercise["call"], f"<{exercise['id']} check>", "eval"), ns)
+        except core._TrainedReport as done:
+            report = done.report
+            try:
+                outputs = wire.encode(report["outputs"])
+            except wire.WireError as exc:
+                return {"stage": "failed", "lines": [f"the model's outputs: {exc}"]}
+            return {"stage": "trained", "outputs": outputs, "numbers": int(report["numbers"]),
+                    "after": report["after"]}
+        if not isinstance(result, core.CheckResult):
+            return {"stage": "failed", "lines": ["the check did not return its result."]}
+        if op == "model":
+            return {"stage": "failed", "status": result.status, "lines": list(result.lines),
+                    "refused": result.refused}
+        return {"result": result.to_dict()}
+    return {"raised": {"type": "ValueError", "message": f"unknown request {op!r}"}}
+
+
+def _tensors(value) -> list:
+    """The tensors in nested tuples, lists and dictionaries, in a fixed order."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
 
 
 class _NoIPython:

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import selectors
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -416,6 +417,10 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
     """Start the sandbox, feed it the job, read events and output, all within bounded time."""
     notebook_name = submissions.safe_name(name.removesuffix(".ipynb")) + ".ipynb"
     box = sandbox.Sandbox(isolation, limits, notebook=notebook, notebook_name=notebook_name)
+    judged = bool(job.get("exercises"))
+    if judged:  # the judge's requests to the sandbox (see fromscratch.grading.judge)
+        requests_read, requests_write = os.pipe()
+        job = dict(job, requests_fd=box._keep(requests_read))
     job_fd = box._memfd(json.dumps(job).encode("utf-8"), "job")
     read_end, write_end = os.pipe()
     box._keep(write_end)
@@ -443,6 +448,14 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
     limit = options.max_output_kb * 1024
     events, buffer, tail = [], b"", b""
     output_bytes, timed_out = 0, False
+    judge = None
+    if judged:
+        judge, events_end = _start_judge(job, read_end, requests_write, state)
+        if judge is None:
+            box.close()
+            return _Run([{"event": "start-failed", "error": "the judge did not start"}], 0,
+                        b"", False, False, None, 0.0)
+        read_end = events_end  # the grader reads the judge's verdicts, not the sandbox's
     try:
         with _RUN_LOCK:  # Ctrl-C ends every sandbox it finds here, and no new one starts
             if _STOPPING.is_set():
@@ -456,6 +469,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
         os.close(read_end)
         if workdir:
             _remove_tree(workdir)
+        _stop(judge)
         return _Run([{"event": "start-failed", "error": str(exc)}], 0, b"", False, False,
                     None, 0.0)
     box.close()  # the sandbox holds its own copies now
@@ -506,6 +520,7 @@ def _run_checker(isolation, limits, job: dict, notebook: bytes | None, name: str
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        _stop(judge)
         selector.close()
         proc.stdout.close()
         os.close(read_end)
@@ -524,6 +539,56 @@ def _remove_tree(path: str) -> None:
     empty_folder(path)
     with contextlib.suppress(OSError):
         os.rmdir(path)
+
+
+def _start_judge(job: dict, sandbox_events: int, requests: int, state: bytes | None):
+    """Start the judge (:mod:`fromscratch.grading.judge`) beside the sandbox: a pristine
+    process outside it, with the environment graded code gets, that reads the sandbox's
+    events, sends it the check's calls and writes the verdicts. Returns ``(process, the
+    read end of its verdicts)``; the descriptors handed to it are closed here."""
+    def memfd(data: bytes, label: str) -> int:
+        fd = os.memfd_create(label)
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    verdicts_read, verdicts_write = os.pipe()
+    fds = [memfd(json.dumps(job).encode("utf-8"), "judge-job"), sandbox_events, requests,
+           verdicts_write]
+    if state is not None:
+        fds.append(memfd(state, "judge-state"))
+    home = tempfile.mkdtemp(prefix="fromscratch-judge-")
+    env = sandbox.kernel_env()
+    env.update(HOME=home, TMPDIR=home, MPLCONFIGDIR=home)
+    try:
+        proc = subprocess.Popen(sandbox.python_command("fromscratch.grading.judge",
+                                                       *map(str, fds)),
+                                pass_fds=tuple(fds), env=env, cwd=home,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                start_new_session=True)
+        proc.home = home
+    except OSError:
+        proc = None
+        shutil.rmtree(home, ignore_errors=True)
+        os.close(verdicts_read)
+    for fd in fds:
+        os.close(fd)
+    return proc, (verdicts_read if proc is not None else None)
+
+
+def _stop(judge) -> None:
+    if judge is None:
+        return
+    if judge.poll() is None:
+        try:
+            os.killpg(judge.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            judge.kill()
+    try:
+        judge.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    shutil.rmtree(judge.home, ignore_errors=True)
 
 
 def _score(result: StudentResult, manifest, run: _Run, options: Options) -> None:
@@ -609,6 +674,8 @@ def _score_exercise(result, exercise, event, options) -> None:
                                 + " (put back before the check ran)"))
     for note in (event.get("subprocesses") or [])[:3]:
         result.notes.append(f"{ex_id}: started a subprocess ({note})")
+    for note in (event.get("notes") or [])[:3]:
+        result.notes.append(f"{ex_id}: {note}")
     payload = event.get("result")
     if not isinstance(payload, dict):
         if outcome == "ok" and not event.get("answer_ran"):
