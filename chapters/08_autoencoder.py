@@ -624,8 +624,8 @@ spread = {"rate": np.std([rate_of(m) for m in vaes], ddof=1),
           "rmse": np.std(vae_rmse, ddof=1), "fd": np.std(vae_fd, ddof=1)}
 show_table(["beta", "rate: KL (nats)", "distortion: RMSE (grey levels)",
             "prior-sample FD"],
-           [[f"{bt:.2f}", f"{r:.1f} ± {spread['rate']:.1f}", f"{d:.2f} ± {spread['rmse']:.2f}",
-             f"{f:.1f} ± {spread['fd']:.1f}"]
+           [[f"{bt:.2f}", f"{r:.1f} ± {spread['rate']:.1f}",
+             f"{d:.2f} ± {spread['rmse']:.2f}", f"{f:.1f} ± {spread['fd']:.1f}"]
             for bt, r, d, f in zip(betas, rate, distortion, sweep_fd)])
 
 # %% tags=["hide-input"]
