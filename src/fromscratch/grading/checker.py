@@ -617,7 +617,7 @@ def _serve(request: dict, exercise: dict, ns: dict, setup_ns: dict, core, wire) 
             torch.set_rng_state(payload["rng"])
         fn = ns.get(payload["name"])
         args, kwargs = payload["args"], payload["kwargs"]
-        flat = _tensors((args, kwargs))
+        flat = wire.tensors_in((args, kwargs))
         kept = [t.detach().clone() for t in flat]
         try:
             out = core.call_guarded(fn, args, kwargs, payload["forbid"])
@@ -669,19 +669,6 @@ def _serve(request: dict, exercise: dict, ns: dict, setup_ns: dict, core, wire) 
                     "refused": result.refused}
         return {"result": result.to_dict()}
     return {"raised": {"type": "ValueError", "message": f"unknown request {op!r}"}}
-
-
-def _tensors(value) -> list:
-    """The tensors in nested tuples, lists and dictionaries, in a fixed order."""
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
 
 
 class _NoIPython:

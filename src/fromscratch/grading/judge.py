@@ -174,7 +174,7 @@ class Answer(AnswerElsewhere):
             raise error
         try:
             value = wire.decode(reply.get("value"))
-            flat = _tensors((args, kwargs))
+            flat = wire.tensors_in((args, kwargs))
             changed = reply.get("changed") if isinstance(reply.get("changed"), dict) else {}
             for key, data in list(changed.items())[:len(flat)]:
                 index = int(key)
@@ -224,18 +224,6 @@ class Answer(AnswerElsewhere):
 
     def __call__(self, *args, **kwargs):
         return self.call_elsewhere(args, kwargs, [])
-
-
-def _tensors(value) -> list:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
 
 
 def _write_back(target, after) -> None:

@@ -169,3 +169,15 @@ def decode_tensor(data: dict, budget: _Budget | None = None) -> torch.Tensor:
     if numel == 0:
         return torch.empty(shape, dtype=dtype)
     return torch.frombuffer(bytearray(raw), dtype=dtype).reshape(shape).clone()
+
+
+def tensors_in(value) -> list:
+    """The tensors in nested tuples, lists and dictionaries, in a fixed order (the same
+    order on both sides of the wire)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in tensors_in(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in tensors_in(v)]
+    return []
