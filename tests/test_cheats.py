@@ -168,6 +168,26 @@ def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_
                   out_proj_weight, out_proj_bias, attn_mask=mask, need_weights=False)
     return out.transpose(0, 1)
 """, REFUSED),
+    ("transformer-causal-attention", "PyTorch's quantizable (Python) MultiheadAttention", """
+import torch
+from torch.ao.nn.quantizable import MultiheadAttention as _QMHA
+
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                          n_heads):
+    T, E = x.shape[1], x.shape[2]
+    mha = _QMHA(E, n_heads, batch_first=True)
+    wq, wk, wv = in_proj_weight.chunk(3)
+    bq, bk, bv = in_proj_bias.chunk(3)
+    with torch.no_grad():
+        for lin, w, b in ((mha.linear_Q, wq, bq), (mha.linear_K, wk, bk),
+                          (mha.linear_V, wv, bv), (mha.out_proj, out_proj_weight,
+                                                   out_proj_bias)):
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    out, _ = mha(x, x, x, attn_mask=mask, need_weights=False)
+    return out
+""", REFUSED),
     ("transformer-causal-attention", "a causal mask hard-coded for 8 tokens", """
 import math, torch
 
@@ -273,6 +293,31 @@ def cache_step(q, k_new, v_new, cache_k, cache_v):
     v = torch.cat([cache_v, v_new], dim=-2)
     return _sdpa(q, k, v), k, v
 """, REFUSED),
+    ("llm-kv-cache-step", "PyTorch's quantizable (Python) MultiheadAttention", """
+import torch
+from torch.ao.nn.quantizable import MultiheadAttention as _QMHA
+
+def cache_step(q, k_new, v_new, cache_k, cache_v):
+    k = torch.cat([cache_k, k_new], dim=-2)
+    v = torch.cat([cache_v, v_new], dim=-2)
+    B, H, T, d = k.shape
+    mha = _QMHA(d, 1, batch_first=True, bias=False)
+    with torch.no_grad():
+        for lin in (mha.linear_Q, mha.linear_K, mha.linear_V, mha.out_proj):
+            lin.weight.copy_(torch.eye(d))
+    out, _ = mha(q.reshape(B * H, -1, d), k.reshape(B * H, T, d), v.reshape(B * H, T, d),
+                 need_weights=False)
+    return out.reshape(q.shape), k, v
+""", REFUSED),
+    ("llm-kv-cache-step", "flex attention", """
+import torch
+from torch.nn.attention.flex_attention import flex_attention as _flex
+
+def cache_step(q, k_new, v_new, cache_k, cache_v):
+    k = torch.cat([cache_k, k_new], dim=-2)
+    v = torch.cat([cache_v, v_new], dim=-2)
+    return _flex(q, k, v), k, v
+""", REFUSED),
     ("llm-kv-cache-step", "the check's reference", """
 from fromscratch.checks.llm import _cache_step_reference as cache_step
 """, "a part of the check itself"),
@@ -376,6 +421,20 @@ def d_loss(real_logits, fake_logits):
 
 def g_loss(fake_logits):
     return _bce(fake_logits, torch.ones_like(fake_logits))
+""", REFUSED),
+    ("gan-losses", "BCE with logits under another name (multilabel soft margin)", """
+import torch
+import torch.nn.functional as F
+
+def d_loss(real_logits, fake_logits):
+    return (F.multilabel_soft_margin_loss(real_logits.reshape(-1, 1),
+                                          torch.ones_like(real_logits).reshape(-1, 1))
+            + F.multilabel_soft_margin_loss(fake_logits.reshape(-1, 1),
+                                            torch.zeros_like(fake_logits).reshape(-1, 1)))
+
+def g_loss(fake_logits):
+    return F.multilabel_soft_margin_loss(fake_logits.reshape(-1, 1),
+                                         torch.ones_like(fake_logits).reshape(-1, 1))
 """, REFUSED),
     ("gan-losses", "the check's references", """
 from fromscratch.checks.gan import _d_reference as d_loss, _g_reference as g_loss
