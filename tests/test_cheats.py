@@ -1002,3 +1002,111 @@ def top_p(logits, p):
 '''
     result = exercises.run(ex, code, namespace=setups(ex))
     assert result.status == "passed", result.text
+
+
+#: (short name, an answer cell for cnn-max-pool that hands the work to another thread; it
+#: defines ``_stop()``, which ends its threads after the check)
+THREAD_CHEATS = [
+    ("a worker thread looping on a queue", """
+import queue, threading
+import torch.nn.functional as F
+
+_jobs, _results = queue.Queue(), queue.Queue()
+
+def _w():
+    while True:
+        job = _jobs.get()
+        if job is None:
+            return
+        fn, args = job
+        _results.put(fn(*args))
+
+_t = threading.Thread(target=_w, daemon=True)
+_t.start()
+
+def max_pool2d(x, kernel_size, stride=None):
+    _jobs.put((F.max_pool2d, (x, kernel_size, stride or kernel_size)))
+    return _results.get()
+
+def _stop():
+    _jobs.put(None)
+    _t.join()
+"""),
+    ("a ThreadPoolExecutor (its workers run only library code)", """
+from concurrent.futures import ThreadPoolExecutor
+import torch.nn.functional as F
+
+_pool = ThreadPoolExecutor(1)
+_pool.submit(int).result()  # its worker starts now, before the check
+
+def max_pool2d(x, kernel_size, stride=None):
+    return _pool.submit(F.max_pool2d, x, kernel_size, stride or kernel_size).result()
+
+def _stop():
+    _pool.shutdown(wait=True)
+"""),
+    ("a raw _thread.start_new_thread", """
+import _thread, queue
+import torch.nn.functional as F
+
+_jobs, _results = queue.Queue(), queue.Queue()
+_done = _thread.allocate_lock()
+_done.acquire()
+
+def _w():
+    while True:
+        job = _jobs.get()
+        if job is None:
+            _done.release()
+            return
+        _results.put(F.max_pool2d(*job))
+
+_thread.start_new_thread(_w, ())
+
+def max_pool2d(x, kernel_size, stride=None):
+    _jobs.put((x, kernel_size, stride or kernel_size))
+    return _results.get()
+
+def _stop():
+    _jobs.put(None)
+    _done.acquire()
+"""),
+]
+
+
+@pytest.mark.parametrize("name,code", THREAD_CHEATS, ids=[c[0] for c in THREAD_CHEATS])
+def test_work_in_another_thread_is_refused(name, code, setups):
+    ex = exercises.get("cnn-max-pool")
+    namespace = setups(ex)
+    try:
+        result = exercises.run(ex, code, namespace=namespace)
+    finally:
+        if "_stop" in namespace:
+            namespace["_stop"]()
+    assert result.status == "failed", result.text
+    assert "another thread" in result.text and REFUSED in result.text, result.text
+    assert "the check must see everything your function computes" in result.text
+
+
+def test_a_thread_that_finished_and_the_kernels_threads_are_fine(setups):
+    """A thread the answer started and joined, and threads a library started (here tqdm's
+    monitor, as IPython's heartbeat or history threads are) do not count."""
+    import io
+
+    import tqdm
+
+    ex = exercises.get("cnn-max-pool")
+    code = ex.reference + '''
+import threading
+_seen = []
+_t = threading.Thread(target=lambda: _seen.append(1))
+_t.start()
+_t.join()
+'''
+    bar = tqdm.tqdm(total=2, file=io.StringIO())  # starts tqdm's monitor thread
+    try:
+        assert tqdm.tqdm.monitor is None or tqdm.tqdm.monitor.is_alive()
+        result = exercises.run(ex, code, namespace=setups(ex))
+    finally:
+        bar.close()
+    assert result.status == "passed", result.text

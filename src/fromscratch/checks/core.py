@@ -981,6 +981,10 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
 
     def enter(entry):
         state.update(violation=None, closing=False, entry=entry, previous=sys.getprofile())
+        elsewhere = _other_thread_problem()
+        if elsewhere is not None:
+            state["closing"] = True
+            refuse(elsewhere)
         if targets.ops:
             state["mode"] = _ForbiddenOps(targets.ops, refuse)
             state["mode"].__enter__()
@@ -1002,6 +1006,8 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
                                       "tracing, switched off)")
         if current is not profile and state["violation"] is None:
             state["violation"] = "sys.setprofile"  # the answer switched the tracing off
+        if state["violation"] is None:
+            state["violation"] = _other_thread_problem()
         return state["violation"]
 
     def check_callable(fn) -> None:
@@ -1017,6 +1023,94 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
             seen += 1
 
     return _Run((enter, exit, lambda: state["violation"], check_callable))
+
+
+# --- Threads the answer started ----------------------------------------------------------
+#
+# The profiler and the dispatch mode watch one thread. An answer that hands its work to a
+# thread it started (a worker looping on a queue, a ThreadPoolExecutor) would compute the
+# forbidden piece where the guard cannot see it. Every thread start is recorded (an audit
+# hook, installed once when this module is imported) when the answer's code started it
+# (the nearest caller outside the standard library's plumbing is the learner's); a guard
+# refuses to run while such a thread is alive, or while any other thread runs the
+# learner's code. Threads of IPython, the kernel or a library (tqdm's monitor) are not
+# the learner's and do not count; a thread the answer started and let finish is fine.
+
+_LEARNER_THREADS: Any = None  # threading.Thread objects the learner started
+_LEARNER_RAW: list = []  # code objects the learner ran with _thread.start_new_thread
+
+
+def _thread_audit(event, args):
+    if event != "_thread.start_new_thread":
+        return
+    try:
+        function = args[0]
+        frame = sys._getframe(1)
+        if not _called_by_learner(frame):
+            return
+        owner = getattr(function, "__self__", None)
+        if isinstance(owner, threading.Thread):
+            _LEARNER_THREADS.add(owner)
+        else:
+            code = getattr(getattr(function, "__func__", function), "__code__", None)
+            _LEARNER_RAW.append(code if code is not None else function)
+    except Exception:  # never break a thread start
+        pass
+
+
+def _install_thread_audit() -> None:
+    """Record the learner's thread starts: through the audit event (Python 3.12 and
+    later raise it), and, since Python 3.11 raises none, through ``threading.Thread.start``
+    (every Thread, also a ThreadPoolExecutor's workers, starts there); a raw
+    ``_thread.start_new_thread`` running the learner's code is found by its frames."""
+    global _LEARNER_THREADS
+    import weakref
+
+    if _LEARNER_THREADS is not None:
+        return
+    _LEARNER_THREADS = weakref.WeakSet()
+    sys.addaudithook(_thread_audit)
+    original = threading.Thread.start
+    if getattr(original, "_fromscratch_records", False):  # this module imported again
+        return
+
+    @functools.wraps(original)
+    def start(self):
+        try:
+            if _called_by_learner(sys._getframe(1)):
+                _LEARNER_THREADS.add(self)
+        except Exception:  # never break a thread start
+            pass
+        return original(self)
+
+    start._fromscratch_records = True
+    threading.Thread.start = start
+
+
+_install_thread_audit()
+
+
+def _other_thread_problem() -> Optional[str]:
+    """``None``, or what the guard refuses: a thread started by the learner's code that is
+    still alive, or another thread that runs the learner's code now."""
+    me = threading.get_ident()
+    for thread in list(_LEARNER_THREADS):
+        if thread.is_alive() and thread.ident != me:
+            return f"another thread ({thread.name}, started by your code)"
+    raw = tuple(_LEARNER_RAW)
+    for ident, frame in sys._current_frames().items():
+        if ident == me:
+            continue
+        bottom = None
+        while frame is not None:
+            if not _is_library_frame(frame, verify=True):
+                name = frame.f_code.co_name
+                return f"another thread (running your `{name}`)"
+            bottom = frame
+            frame = frame.f_back
+        if raw and bottom is not None and bottom.f_code in raw:
+            return f"another thread (running `{bottom.f_code.co_name}`, started by your code)"
+    return None
 
 
 def guard(forbid: Sequence = (), *, checks: bool = True, anywhere: bool = True) -> Guard:
@@ -1075,7 +1169,14 @@ def _is_switch(what: str) -> bool:
 
 
 def used_forbidden(exercise: str, name: str, what: str, strict: Optional[bool] = None) -> CheckResult:
-    if what in ("sys.setprofile", "sys.settrace") or "thread" in what or _is_switch(what):
+    if what.startswith("another thread"):
+        lines = [f"your code (`{name}`) runs work in {what}: the check traces only the "
+                 "thread that calls your function, and the check must see everything your "
+                 "function computes.",
+                 "hint: the check refuses this on purpose; compute the answer in the "
+                 "function itself, and let any thread you started finish (join it) before "
+                 "running the check."]
+    elif what in ("sys.setprofile", "sys.settrace") or "thread" in what or _is_switch(what):
         lines = [f"your code (`{name}`) calls `{what}`: it switches off the check's tracing of "
                  "what the answer runs, reaches into the check, or runs code where the check "
                  "cannot see it.",
