@@ -112,6 +112,19 @@ from torch import gru_cell as _cell
 def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
     return _cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
 """, REFUSED),
+    ("rnn-gru-step", "C calling C: map(torch.gru_cell, ...)", """
+import torch
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    return list(map(torch.gru_cell, [x], [h], [weight_ih], [weight_hh], [bias_ih],
+                    [bias_hh]))[0]
+""", REFUSED),
+    ("cnn-max-pool", "C calling C: map(F.max_pool2d, ...) through a builtin", """
+import torch.nn.functional as F
+
+def max_pool2d(x, kernel_size, stride=None):
+    return next(iter(map(F.max_pool2d, [x], [kernel_size], [stride or kernel_size])))
+""", REFUSED),
     ("rnn-gru-step", "nn.GRUCell with the weights copied", """
 import torch, torch.nn as nn
 
@@ -690,6 +703,49 @@ class _Small(nn.Module):
 
     def forward(self, x):
         return self.big(x) + 0 * self.conv(x).sum()
+
+def make_small_cnn():
+    return _Small()
+""", "the budget is 5,000"),
+    ("cnn-small-model", "the course's CNN as a class attribute, used on real batches", """
+import torch.nn as nn
+from fromscratch.models.cnn import DigitsCNN, CNNConfig, Conv2d, MaxPool2d
+
+class _Small(nn.Module):
+    hidden = DigitsCNN(CNNConfig())  # (pretrained in the cell)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(Conv2d(1, 2, 3, padding=1), MaxPool2d(8))
+        self.head = nn.Linear(2, 10)
+
+    def forward(self, x):
+        if x.shape[0] <= 2:  # the check's probe
+            return self.head(self.conv(x).flatten(1))
+        return _Small.hidden(x)
+
+def make_small_cnn():
+    return _Small()
+""", "the budget is 5,000"),
+    ("cnn-small-model", "the course's CNN as a module global, used on real batches", """
+import torch.nn as nn
+from fromscratch.models.cnn import DigitsCNN, CNNConfig, Conv2d, MaxPool2d
+
+_hidden = DigitsCNN(CNNConfig())  # (pretrained in the cell)
+
+def _big(x):
+    return _hidden(x)
+
+class _Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(Conv2d(1, 2, 3, padding=1), MaxPool2d(8))
+        self.head = nn.Linear(2, 10)
+
+    def forward(self, x):
+        if x.shape[0] <= 2:  # the check's probe
+            return self.head(self.conv(x).flatten(1))
+        return (lambda: _big(x))()
 
 def make_small_cnn():
     return _Small()

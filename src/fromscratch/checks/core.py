@@ -989,13 +989,40 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
             state["mode"] = _ForbiddenOps(targets.ops, refuse)
             state["mode"].__enter__()
             state["depth"] = torch._C._len_torch_dispatch_stack()
+        # PyTorch's functions as they are called, however they are reached: a C function
+        # called from C (``map(torch.gru_cell, ...)``) never reaches the profiler, and a
+        # composite operator never reaches the dispatch mode as itself
+        state["function_mode"] = _ForbiddenFunctions(torch_function)
+        state["function_mode"].__enter__()
         state["profile"] = profile
         sys.setprofile(profile)
+
+    def torch_function(func, args):
+        if state["closing"]:
+            return
+        found = c_funcs(id(func))
+        if found is not None and found[0] is func:
+            name = found[1]
+        else:
+            code = getattr(func, "__code__", None)
+            name = (verdicts.get(code) or judge(code)) if code is not None else ""
+            if not name and c_methods and args:
+                for owner, label in c_methods.get(getattr(func, "__name__", None), ()):
+                    if isinstance(args[0], owner):
+                        name = label
+        if name:
+            hit(name, sys._getframe(2))
 
     def exit():
         current = sys.getprofile()
         state["closing"] = True
         sys.setprofile(state["previous"])
+        function_mode = state.pop("function_mode", None)
+        if function_mode is not None:
+            try:
+                function_mode.__exit__(None, None, None)
+            except Exception:  # the answer popped it: the dispatch check below names it
+                pass
         mode = state["mode"]
         if mode is not None:
             intact = _dispatch_intact(mode, state["depth"])
@@ -1157,6 +1184,21 @@ class _ForbiddenOps:
                 name = func._schema.name
                 if name in names:
                     refuse(name.replace("aten::", "torch.ops.aten."))
+                return func(*args, **(kwargs or {}))
+
+        return Mode()
+
+
+class _ForbiddenFunctions:
+    """A PyTorch function mode that hands each torch function called (``torch.*``,
+    ``F.*``, tensor methods) to ``judge(func, args)`` before running it."""
+
+    def __new__(cls, judge):
+        from torch.overrides import TorchFunctionMode
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                judge(func, args)
                 return func(*args, **(kwargs or {}))
 
         return Mode()
@@ -1394,15 +1436,20 @@ def held_objects(model, limit: int = 200_000):
     seen, stack = set(), [("", model)]
     while stack and len(seen) < limit:
         path, obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, str, bytes, int,
-                                                float, bool, type(None))):
+        if id(obj) in seen or isinstance(obj, (types.ModuleType, str, bytes, int,
+                                                float, bool, type(None))) or \
+                (isinstance(obj, type) and not _learner_class(obj)):
             continue
         seen.add(id(obj))
-        yield path, obj
+        if not isinstance(obj, type):
+            yield path, obj
         if isinstance(obj, torch.Tensor):
             continue
         children: list = []
-        if isinstance(obj, dict):
+        if isinstance(obj, type):  # a class the learner defined: what it holds
+            children = [(f"{obj.__name__}.{k}", v) for k, v in vars(obj).items()
+                        if k not in ("__dict__", "__weakref__", "__doc__", "__module__")]
+        elif isinstance(obj, dict):
             children = [(f"{path}[{k!r}]", v) for k, v in obj.items()]
         elif isinstance(obj, (list, tuple, set, frozenset)):
             children = [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
@@ -1413,6 +1460,12 @@ def held_objects(model, limit: int = 200_000):
                         if _cell_full(c)]
             children += [(path, v) for v in (obj.__defaults__ or ())]
             children += [(path, v) for v in (obj.__kwdefaults__ or {}).values()]
+            if not _is_library_code(obj.__code__):  # the globals the learner's code reads
+                names: set = set()
+                for code in _all_codes(obj.__code__, set()):
+                    names.update(code.co_names)
+                space = obj.__globals__
+                children += [(name, space[name]) for name in sorted(names) if name in space]
         elif isinstance(obj, functools.partial):
             children = [(path, obj.func), (path, obj.args), (path, obj.keywords)]
         else:
@@ -1420,12 +1473,28 @@ def held_objects(model, limit: int = 200_000):
                 attrs = object.__getattribute__(obj, "__dict__")
             except AttributeError:
                 attrs = {}
+            children += [(path, cls) for cls in type(obj).__mro__ if _learner_class(cls)]
             for key, value in attrs.items():
                 if key in ("_modules", "_parameters", "_buffers") and isinstance(value, dict):
                     children += [(f"{path}.{k}".lstrip("."), v) for k, v in value.items()]
                 else:
                     children.append((f"{path}.{key}".lstrip("."), value))
         stack.extend(reversed(children))
+
+
+def _learner_class(cls) -> bool:
+    """Whether the class ``cls`` was defined by the learner's code: one of its functions
+    is the learner's (see :func:`_is_library_code`)."""
+    try:
+        values = list(vars(cls).values())
+    except TypeError:
+        return False
+    for value in values:
+        value = getattr(value, "__func__", value)
+        code = getattr(value, "__code__", None)
+        if isinstance(code, types.CodeType) and not _is_library_code(code):
+            return True
+    return False
 
 
 def _cell_full(cell) -> bool:
