@@ -991,9 +991,12 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
             state["depth"] = torch._C._len_torch_dispatch_stack()
         # PyTorch's functions as they are called, however they are reached: a C function
         # called from C (``map(torch.gru_cell, ...)``) never reaches the profiler, and a
-        # composite operator never reaches the dispatch mode as itself
-        state["function_mode"] = _ForbiddenFunctions(torch_function)
-        state["function_mode"].__enter__()
+        # composite operator never reaches the dispatch mode as itself. Only around a
+        # call of the learner's function (``anywhere``): around a training loop it would
+        # slow every operator down several times
+        if anywhere:
+            state["function_mode"] = _ForbiddenFunctions(torch_function)
+            state["function_mode"].__enter__()
         state["profile"] = profile
         sys.setprofile(profile)
 
