@@ -112,6 +112,19 @@ from torch import gru_cell as _cell
 def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
     return _cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
 """, REFUSED),
+    ("rnn-gru-step", "C calling C: map(torch.gru_cell, ...)", """
+import torch
+
+def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    return list(map(torch.gru_cell, [x], [h], [weight_ih], [weight_hh], [bias_ih],
+                    [bias_hh]))[0]
+""", REFUSED),
+    ("cnn-max-pool", "C calling C: map(F.max_pool2d, ...) through a builtin", """
+import torch.nn.functional as F
+
+def max_pool2d(x, kernel_size, stride=None):
+    return next(iter(map(F.max_pool2d, [x], [kernel_size], [stride or kernel_size])))
+""", REFUSED),
     ("rnn-gru-step", "nn.GRUCell with the weights copied", """
 import torch, torch.nn as nn
 
@@ -167,6 +180,26 @@ def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_
     out, _ = _mha(q, q, q, E, n_heads, in_proj_weight, in_proj_bias, None, None, False, 0.0,
                   out_proj_weight, out_proj_bias, attn_mask=mask, need_weights=False)
     return out.transpose(0, 1)
+""", REFUSED),
+    ("transformer-causal-attention", "PyTorch's quantizable (Python) MultiheadAttention", """
+import torch
+from torch.ao.nn.quantizable import MultiheadAttention as _QMHA
+
+def causal_self_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
+                          n_heads):
+    T, E = x.shape[1], x.shape[2]
+    mha = _QMHA(E, n_heads, batch_first=True)
+    wq, wk, wv = in_proj_weight.chunk(3)
+    bq, bk, bv = in_proj_bias.chunk(3)
+    with torch.no_grad():
+        for lin, w, b in ((mha.linear_Q, wq, bq), (mha.linear_K, wk, bk),
+                          (mha.linear_V, wv, bv), (mha.out_proj, out_proj_weight,
+                                                   out_proj_bias)):
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    out, _ = mha(x, x, x, attn_mask=mask, need_weights=False)
+    return out
 """, REFUSED),
     ("transformer-causal-attention", "a causal mask hard-coded for 8 tokens", """
 import math, torch
@@ -273,6 +306,31 @@ def cache_step(q, k_new, v_new, cache_k, cache_v):
     v = torch.cat([cache_v, v_new], dim=-2)
     return _sdpa(q, k, v), k, v
 """, REFUSED),
+    ("llm-kv-cache-step", "PyTorch's quantizable (Python) MultiheadAttention", """
+import torch
+from torch.ao.nn.quantizable import MultiheadAttention as _QMHA
+
+def cache_step(q, k_new, v_new, cache_k, cache_v):
+    k = torch.cat([cache_k, k_new], dim=-2)
+    v = torch.cat([cache_v, v_new], dim=-2)
+    B, H, T, d = k.shape
+    mha = _QMHA(d, 1, batch_first=True, bias=False)
+    with torch.no_grad():
+        for lin in (mha.linear_Q, mha.linear_K, mha.linear_V, mha.out_proj):
+            lin.weight.copy_(torch.eye(d))
+    out, _ = mha(q.reshape(B * H, -1, d), k.reshape(B * H, T, d), v.reshape(B * H, T, d),
+                 need_weights=False)
+    return out.reshape(q.shape), k, v
+""", REFUSED),
+    ("llm-kv-cache-step", "flex attention", """
+import torch
+from torch.nn.attention.flex_attention import flex_attention as _flex
+
+def cache_step(q, k_new, v_new, cache_k, cache_v):
+    k = torch.cat([cache_k, k_new], dim=-2)
+    v = torch.cat([cache_v, v_new], dim=-2)
+    return _flex(q, k, v), k, v
+""", REFUSED),
     ("llm-kv-cache-step", "the check's reference", """
 from fromscratch.checks.llm import _cache_step_reference as cache_step
 """, "a part of the check itself"),
@@ -376,6 +434,20 @@ def d_loss(real_logits, fake_logits):
 
 def g_loss(fake_logits):
     return _bce(fake_logits, torch.ones_like(fake_logits))
+""", REFUSED),
+    ("gan-losses", "BCE with logits under another name (multilabel soft margin)", """
+import torch
+import torch.nn.functional as F
+
+def d_loss(real_logits, fake_logits):
+    return (F.multilabel_soft_margin_loss(real_logits.reshape(-1, 1),
+                                          torch.ones_like(real_logits).reshape(-1, 1))
+            + F.multilabel_soft_margin_loss(fake_logits.reshape(-1, 1),
+                                            torch.zeros_like(fake_logits).reshape(-1, 1)))
+
+def g_loss(fake_logits):
+    return F.multilabel_soft_margin_loss(fake_logits.reshape(-1, 1),
+                                         torch.ones_like(fake_logits).reshape(-1, 1))
 """, REFUSED),
     ("gan-losses", "the check's references", """
 from fromscratch.checks.gan import _d_reference as d_loss, _g_reference as g_loss
@@ -631,6 +703,49 @@ class _Small(nn.Module):
 
     def forward(self, x):
         return self.big(x) + 0 * self.conv(x).sum()
+
+def make_small_cnn():
+    return _Small()
+""", "the budget is 5,000"),
+    ("cnn-small-model", "the course's CNN as a class attribute, used on real batches", """
+import torch.nn as nn
+from fromscratch.models.cnn import DigitsCNN, CNNConfig, Conv2d, MaxPool2d
+
+class _Small(nn.Module):
+    hidden = DigitsCNN(CNNConfig())  # (pretrained in the cell)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(Conv2d(1, 2, 3, padding=1), MaxPool2d(8))
+        self.head = nn.Linear(2, 10)
+
+    def forward(self, x):
+        if x.shape[0] <= 2:  # the check's probe
+            return self.head(self.conv(x).flatten(1))
+        return _Small.hidden(x)
+
+def make_small_cnn():
+    return _Small()
+""", "the budget is 5,000"),
+    ("cnn-small-model", "the course's CNN as a module global, used on real batches", """
+import torch.nn as nn
+from fromscratch.models.cnn import DigitsCNN, CNNConfig, Conv2d, MaxPool2d
+
+_hidden = DigitsCNN(CNNConfig())  # (pretrained in the cell)
+
+def _big(x):
+    return _hidden(x)
+
+class _Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(Conv2d(1, 2, 3, padding=1), MaxPool2d(8))
+        self.head = nn.Linear(2, 10)
+
+    def forward(self, x):
+        if x.shape[0] <= 2:  # the check's probe
+            return self.head(self.conv(x).flatten(1))
+        return (lambda: _big(x))()
 
 def make_small_cnn():
     return _Small()
@@ -942,4 +1057,112 @@ def top_p(logits, p):
     return _mine(pair.logits, pair.p)
 '''
     result = exercises.run(ex, code, namespace=setups(ex))
+    assert result.status == "passed", result.text
+
+
+#: (short name, an answer cell for cnn-max-pool that hands the work to another thread; it
+#: defines ``_stop()``, which ends its threads after the check)
+THREAD_CHEATS = [
+    ("a worker thread looping on a queue", """
+import queue, threading
+import torch.nn.functional as F
+
+_jobs, _results = queue.Queue(), queue.Queue()
+
+def _w():
+    while True:
+        job = _jobs.get()
+        if job is None:
+            return
+        fn, args = job
+        _results.put(fn(*args))
+
+_t = threading.Thread(target=_w, daemon=True)
+_t.start()
+
+def max_pool2d(x, kernel_size, stride=None):
+    _jobs.put((F.max_pool2d, (x, kernel_size, stride or kernel_size)))
+    return _results.get()
+
+def _stop():
+    _jobs.put(None)
+    _t.join()
+"""),
+    ("a ThreadPoolExecutor (its workers run only library code)", """
+from concurrent.futures import ThreadPoolExecutor
+import torch.nn.functional as F
+
+_pool = ThreadPoolExecutor(1)
+_pool.submit(int).result()  # its worker starts now, before the check
+
+def max_pool2d(x, kernel_size, stride=None):
+    return _pool.submit(F.max_pool2d, x, kernel_size, stride or kernel_size).result()
+
+def _stop():
+    _pool.shutdown(wait=True)
+"""),
+    ("a raw _thread.start_new_thread", """
+import _thread, queue
+import torch.nn.functional as F
+
+_jobs, _results = queue.Queue(), queue.Queue()
+_done = _thread.allocate_lock()
+_done.acquire()
+
+def _w():
+    while True:
+        job = _jobs.get()
+        if job is None:
+            _done.release()
+            return
+        _results.put(F.max_pool2d(*job))
+
+_thread.start_new_thread(_w, ())
+
+def max_pool2d(x, kernel_size, stride=None):
+    _jobs.put((x, kernel_size, stride or kernel_size))
+    return _results.get()
+
+def _stop():
+    _jobs.put(None)
+    _done.acquire()
+"""),
+]
+
+
+@pytest.mark.parametrize("name,code", THREAD_CHEATS, ids=[c[0] for c in THREAD_CHEATS])
+def test_work_in_another_thread_is_refused(name, code, setups):
+    ex = exercises.get("cnn-max-pool")
+    namespace = setups(ex)
+    try:
+        result = exercises.run(ex, code, namespace=namespace)
+    finally:
+        if "_stop" in namespace:
+            namespace["_stop"]()
+    assert result.status == "failed", result.text
+    assert "another thread" in result.text and REFUSED in result.text, result.text
+    assert "the check must see everything your function computes" in result.text
+
+
+def test_a_thread_that_finished_and_the_kernels_threads_are_fine(setups):
+    """A thread the answer started and joined, and threads a library started (here tqdm's
+    monitor, as IPython's heartbeat or history threads are) do not count."""
+    import io
+
+    import tqdm
+
+    ex = exercises.get("cnn-max-pool")
+    code = ex.reference + '''
+import threading
+_seen = []
+_t = threading.Thread(target=lambda: _seen.append(1))
+_t.start()
+_t.join()
+'''
+    bar = tqdm.tqdm(total=2, file=io.StringIO())  # starts tqdm's monitor thread
+    try:
+        assert tqdm.tqdm.monitor is None or tqdm.tqdm.monitor.is_alive()
+        result = exercises.run(ex, code, namespace=setups(ex))
+    finally:
+        bar.close()
     assert result.status == "passed", result.text

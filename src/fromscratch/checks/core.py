@@ -987,17 +987,51 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
 
     def enter(entry):
         state.update(violation=None, closing=False, entry=entry, previous=sys.getprofile())
+        elsewhere = _other_thread_problem()
+        if elsewhere is not None:
+            state["closing"] = True
+            refuse(elsewhere)
         if targets.ops:
             state["mode"] = _ForbiddenOps(targets.ops, refuse)
             state["mode"].__enter__()
             state["depth"] = torch._C._len_torch_dispatch_stack()
+        # PyTorch's functions as they are called, however they are reached: a C function
+        # called from C (``map(torch.gru_cell, ...)``) never reaches the profiler, and a
+        # composite operator never reaches the dispatch mode as itself. Only around a
+        # call of the learner's function (``anywhere``): around a training loop it would
+        # slow every operator down several times
+        if anywhere:
+            state["function_mode"] = _ForbiddenFunctions(torch_function)
+            state["function_mode"].__enter__()
         state["profile"] = profile
         sys.setprofile(profile)
+
+    def torch_function(func, args):
+        if state["closing"]:
+            return
+        found = c_funcs(id(func))
+        if found is not None and found[0] is func:
+            name = found[1]
+        else:
+            code = getattr(func, "__code__", None)
+            name = (verdicts.get(code) or judge(code)) if code is not None else ""
+            if not name and c_methods and args:
+                for owner, label in c_methods.get(getattr(func, "__name__", None), ()):
+                    if isinstance(args[0], owner):
+                        name = label
+        if name:
+            hit(name, sys._getframe(2))
 
     def exit():
         current = sys.getprofile()
         state["closing"] = True
         sys.setprofile(state["previous"])
+        function_mode = state.pop("function_mode", None)
+        if function_mode is not None:
+            try:
+                function_mode.__exit__(None, None, None)
+            except Exception:  # the answer popped it: the dispatch check below names it
+                pass
         mode = state["mode"]
         if mode is not None:
             intact = _dispatch_intact(mode, state["depth"])
@@ -1008,6 +1042,8 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
                                       "tracing, switched off)")
         if current is not profile and state["violation"] is None:
             state["violation"] = "sys.setprofile"  # the answer switched the tracing off
+        if state["violation"] is None:
+            state["violation"] = _other_thread_problem()
         return state["violation"]
 
     def check_callable(fn) -> None:
@@ -1023,6 +1059,94 @@ def _make_profile(targets: _Targets, checks: bool, anywhere: bool) -> _Run:
             seen += 1
 
     return _Run((enter, exit, lambda: state["violation"], check_callable))
+
+
+# --- Threads the answer started ----------------------------------------------------------
+#
+# The profiler and the dispatch mode watch one thread. An answer that hands its work to a
+# thread it started (a worker looping on a queue, a ThreadPoolExecutor) would compute the
+# forbidden piece where the guard cannot see it. Every thread start is recorded (an audit
+# hook, installed once when this module is imported) when the answer's code started it
+# (the nearest caller outside the standard library's plumbing is the learner's); a guard
+# refuses to run while such a thread is alive, or while any other thread runs the
+# learner's code. Threads of IPython, the kernel or a library (tqdm's monitor) are not
+# the learner's and do not count; a thread the answer started and let finish is fine.
+
+_LEARNER_THREADS: Any = None  # threading.Thread objects the learner started
+_LEARNER_RAW: list = []  # code objects the learner ran with _thread.start_new_thread
+
+
+def _thread_audit(event, args):
+    if event != "_thread.start_new_thread":
+        return
+    try:
+        function = args[0]
+        frame = sys._getframe(1)
+        if not _called_by_learner(frame):
+            return
+        owner = getattr(function, "__self__", None)
+        if isinstance(owner, threading.Thread):
+            _LEARNER_THREADS.add(owner)
+        else:
+            code = getattr(getattr(function, "__func__", function), "__code__", None)
+            _LEARNER_RAW.append(code if code is not None else function)
+    except Exception:  # never break a thread start
+        pass
+
+
+def _install_thread_audit() -> None:
+    """Record the learner's thread starts: through the audit event (Python 3.12 and
+    later raise it), and, since Python 3.11 raises none, through ``threading.Thread.start``
+    (every Thread, also a ThreadPoolExecutor's workers, starts there); a raw
+    ``_thread.start_new_thread`` running the learner's code is found by its frames."""
+    global _LEARNER_THREADS
+    import weakref
+
+    if _LEARNER_THREADS is not None:
+        return
+    _LEARNER_THREADS = weakref.WeakSet()
+    sys.addaudithook(_thread_audit)
+    original = threading.Thread.start
+    if getattr(original, "_fromscratch_records", False):  # this module imported again
+        return
+
+    @functools.wraps(original)
+    def start(self):
+        try:
+            if _called_by_learner(sys._getframe(1)):
+                _LEARNER_THREADS.add(self)
+        except Exception:  # never break a thread start
+            pass
+        return original(self)
+
+    start._fromscratch_records = True
+    threading.Thread.start = start
+
+
+_install_thread_audit()
+
+
+def _other_thread_problem() -> Optional[str]:
+    """``None``, or what the guard refuses: a thread started by the learner's code that is
+    still alive, or another thread that runs the learner's code now."""
+    me = threading.get_ident()
+    for thread in list(_LEARNER_THREADS):
+        if thread.is_alive() and thread.ident != me:
+            return f"another thread ({thread.name}, started by your code)"
+    raw = tuple(_LEARNER_RAW)
+    for ident, frame in sys._current_frames().items():
+        if ident == me:
+            continue
+        bottom = None
+        while frame is not None:
+            if not _is_library_frame(frame, verify=True):
+                name = frame.f_code.co_name
+                return f"another thread (running your `{name}`)"
+            bottom = frame
+            frame = frame.f_back
+        if raw and bottom is not None and bottom.f_code in raw:
+            return f"another thread (running `{bottom.f_code.co_name}`, started by your code)"
+    return None
 
 
 def guard(forbid: Sequence = (), *, checks: bool = True, anywhere: bool = True) -> Guard:
@@ -1107,6 +1231,21 @@ class _ForbiddenOps:
         return Mode()
 
 
+class _ForbiddenFunctions:
+    """A PyTorch function mode that hands each torch function called (``torch.*``,
+    ``F.*``, tensor methods) to ``judge(func, args)`` before running it."""
+
+    def __new__(cls, judge):
+        from torch.overrides import TorchFunctionMode
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                judge(func, args)
+                return func(*args, **(kwargs or {}))
+
+        return Mode()
+
+
 def _is_switch(what: str) -> bool:
     return ("switched off" in what
             or what.startswith(("torch.utils._python_dispatch", "gc.", "sys."))
@@ -1114,7 +1253,14 @@ def _is_switch(what: str) -> bool:
 
 
 def used_forbidden(exercise: str, name: str, what: str, strict: Optional[bool] = None) -> CheckResult:
-    if what in ("sys.setprofile", "sys.settrace") or "thread" in what or _is_switch(what):
+    if what.startswith("another thread"):
+        lines = [f"your code (`{name}`) runs work in {what}: the check traces only the "
+                 "thread that calls your function, and the check must see everything your "
+                 "function computes.",
+                 "hint: the check refuses this on purpose; compute the answer in the "
+                 "function itself, and let any thread you started finish (join it) before "
+                 "running the check."]
+    elif what in ("sys.setprofile", "sys.settrace") or "thread" in what or _is_switch(what):
         lines = [f"your code (`{name}`) calls `{what}`: it switches off the check's tracing of "
                  "what the answer runs, reaches into the check, or runs code where the check "
                  "cannot see it.",
@@ -1334,15 +1480,20 @@ def held_objects(model, limit: int = 200_000):
     seen, stack = set(), [("", model)]
     while stack and len(seen) < limit:
         path, obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, str, bytes, int,
-                                                float, bool, type(None))):
+        if id(obj) in seen or isinstance(obj, (types.ModuleType, str, bytes, int,
+                                                float, bool, type(None))) or \
+                (isinstance(obj, type) and not _learner_class(obj)):
             continue
         seen.add(id(obj))
-        yield path, obj
+        if not isinstance(obj, type):
+            yield path, obj
         if isinstance(obj, torch.Tensor):
             continue
         children: list = []
-        if isinstance(obj, dict):
+        if isinstance(obj, type):  # a class the learner defined: what it holds
+            children = [(f"{obj.__name__}.{k}", v) for k, v in vars(obj).items()
+                        if k not in ("__dict__", "__weakref__", "__doc__", "__module__")]
+        elif isinstance(obj, dict):
             children = [(f"{path}[{k!r}]", v) for k, v in obj.items()]
         elif isinstance(obj, (list, tuple, set, frozenset)):
             children = [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
@@ -1353,6 +1504,12 @@ def held_objects(model, limit: int = 200_000):
                         if _cell_full(c)]
             children += [(path, v) for v in (obj.__defaults__ or ())]
             children += [(path, v) for v in (obj.__kwdefaults__ or {}).values()]
+            if not _is_library_code(obj.__code__):  # the globals the learner's code reads
+                names: set = set()
+                for code in _all_codes(obj.__code__, set()):
+                    names.update(code.co_names)
+                space = obj.__globals__
+                children += [(name, space[name]) for name in sorted(names) if name in space]
         elif isinstance(obj, functools.partial):
             children = [(path, obj.func), (path, obj.args), (path, obj.keywords)]
         else:
@@ -1360,12 +1517,28 @@ def held_objects(model, limit: int = 200_000):
                 attrs = object.__getattribute__(obj, "__dict__")
             except AttributeError:
                 attrs = {}
+            children += [(path, cls) for cls in type(obj).__mro__ if _learner_class(cls)]
             for key, value in attrs.items():
                 if key in ("_modules", "_parameters", "_buffers") and isinstance(value, dict):
                     children += [(f"{path}.{k}".lstrip("."), v) for k, v in value.items()]
                 else:
                     children.append((f"{path}.{key}".lstrip("."), value))
         stack.extend(reversed(children))
+
+
+def _learner_class(cls) -> bool:
+    """Whether the class ``cls`` was defined by the learner's code: one of its functions
+    is the learner's (see :func:`_is_library_code`)."""
+    try:
+        values = list(vars(cls).values())
+    except TypeError:
+        return False
+    for value in values:
+        value = getattr(value, "__func__", value)
+        code = getattr(value, "__code__", None)
+        if isinstance(code, types.CodeType) and not _is_library_code(code):
+            return True
+    return False
 
 
 def _cell_full(cell) -> bool:

@@ -108,7 +108,9 @@ def check_gan_losses(d_fn: Callable, g_fn: Callable, strict: Optional[bool] = No
     forbid = [G.discriminator_loss, G.generator_loss, nn.BCEWithLogitsLoss.forward,
               nn.BCELoss.forward, (F, "binary_cross_entropy_with_logits"),
               (F, "binary_cross_entropy"), (torch, "binary_cross_entropy_with_logits"),
-              "aten::binary_cross_entropy_with_logits", "aten::binary_cross_entropy"]
+              "aten::binary_cross_entropy_with_logits", "aten::binary_cross_entropy",
+              # BCE with logits under another name
+              (F, "multilabel_soft_margin_loss"), nn.MultiLabelSoftMarginLoss.forward]
     naive = ("you computed log(sigmoid(l)) (or log(1 - sigmoid(l))): for large logits "
              "sigmoid rounds to exactly 0 or 1 and log(sigmoid(l)) overflows to inf. Use "
              "softplus: -log(sigmoid(l)) = softplus(-l), -log(1 - sigmoid(l)) = "

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..models import gpt, preference
 from ..models import transformer as tr
 from .core import Case, check_function, describe, finish
-from .transformer import ATTENTION_OPS
+from .transformer import ATTENTION_OPS, ATTENTION_PACKAGES
 
 # --- top-p (nucleus) filtering -----------------------------------------------------------
 
@@ -149,7 +149,8 @@ def check_cache_step(fn: Callable, strict: Optional[bool] = None):
         mistakes=mistakes, atol=1e-5,
         forbid=[tr.attention, tr.KVCache.append, tr.MultiHeadAttention.forward,
                 (F, "scaled_dot_product_attention"),
-                (torch._C._nn, "scaled_dot_product_attention"), *ATTENTION_OPS],
+                (torch._C._nn, "scaled_dot_product_attention"), *ATTENTION_OPS,
+                *ATTENTION_PACKAGES],
         hint="grow the cache along the time axis (dim -2) first; the new position may see "
         "every cached position and itself, so it needs no mask; then scaled dot-product "
         "attention of q over the grown cache, and return the grown cache too.",

@@ -25,13 +25,17 @@ ATTENTION_OPS = ("aten::_scaled_dot_product_flash_attention_for_cpu",
                  "aten::_scaled_dot_product_fused_attention_overrideable",
                  "aten::_native_multi_head_attention", "aten::_safe_softmax",
                  "aten::_masked_softmax")
+#: PyTorch's attention written in Python: the quantizable MultiheadAttention (all of
+#: ``torch.ao.nn``) and flex attention.
+ATTENTION_PACKAGES = ("torch.ao.nn", "torch.nn.attention")
 
 
 def _forbidden_attention() -> list:
     """What the attention exercise refuses: the course's answer and PyTorch's."""
     return [tr.attention, tr.MultiHeadAttention.forward, nn.MultiheadAttention.forward,
             (F, "scaled_dot_product_attention"), (F, "multi_head_attention_forward"),
-            (torch._C._nn, "scaled_dot_product_attention"), *ATTENTION_OPS]
+            (torch._C._nn, "scaled_dot_product_attention"), *ATTENTION_OPS,
+            *ATTENTION_PACKAGES]
 
 
 def _attention_reference(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
